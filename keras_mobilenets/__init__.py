@@ -1,0 +1,29 @@
+"""keras_mobilenets: MobileNet V1/V2/V3 and ShuffleNet V1/V2 for Keras 3.
+
+Example:
+    >>> import keras_mobilenets
+    >>> model = keras_mobilenets.MobileNetV3Small(weights=None, input_shape=(224, 224, 3))
+"""
+
+__version__ = "0.1.0"
+
+from keras_mobilenets import layers, profiling, specs
+from keras_mobilenets.backbone import StrideEndpoint, stride_endpoints
+from keras_mobilenets.layers import ChannelShuffle, HardSigmoid, HardSwish
+from keras_mobilenets.models import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
+
+__all__ = [
+    "ChannelShuffle",
+    "HardSigmoid",
+    "HardSwish",
+    "MobileNet",
+    "MobileNetV2",
+    "MobileNetV3Large",
+    "MobileNetV3Small",
+    "StrideEndpoint",
+    "layers",
+    "profiling",
+    "specs",
+    "stride_endpoints",
+    "__version__",
+]

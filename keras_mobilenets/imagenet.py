@@ -1,0 +1,83 @@
+"""ImageNet input preprocessing and prediction decoding, per family.
+
+``preprocess_input`` maps uint8-range pixels to what a family's checkpoints expect;
+``decode_predictions`` turns a ``(batch, 1000)`` score array into readable classes using
+the ImageNet class index shipped with the package (no download).
+"""
+
+import functools
+import importlib.resources
+import json
+
+import numpy as np
+
+PREPROCESSING_MODES = ("tf", "none")
+
+
+def preprocess_input(x, mode="tf"):
+    """Scales pixels in [0, 255] for a model built without ``include_preprocessing``.
+
+    Args:
+        x: Array or tensor of images, channels last, values in [0, 255].
+        mode: ``"tf"`` maps to [-1, 1] (MobileNet V1/V2 checkpoints); ``"none"`` returns
+            ``x`` unchanged (models that rescale inside, e.g. MobileNetV3).
+
+    Returns:
+        The preprocessed images (float32 for arrays).
+
+    Raises:
+        ValueError: If ``mode`` is unknown.
+
+    Example:
+        >>> preprocess_input(np.array([0.0, 127.5, 255.0]))
+        array([-1.,  0.,  1.], dtype=float32)
+    """
+    if mode not in PREPROCESSING_MODES:
+        raise ValueError(f"`mode` must be one of {PREPROCESSING_MODES}, got {mode!r}.")
+    if mode == "none":
+        return x
+    if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
+        x = np.asarray(x, dtype=np.float32)
+    return x / 127.5 - 1.0
+
+
+@functools.lru_cache(maxsize=1)
+def class_index():
+    """The ImageNet class index: a list of 1000 ``(wordnet_id, name)`` pairs."""
+    text = importlib.resources.files("keras_mobilenets").joinpath(
+        "data/imagenet_class_index.json"
+    ).read_text()
+    index = json.loads(text)
+    return [tuple(index[str(i)]) for i in range(len(index))]
+
+
+def decode_predictions(preds, top=5):
+    """Decodes ImageNet predictions into ``(wordnet_id, class_name, score)`` tuples.
+
+    Args:
+        preds: Array of shape ``(batch, 1000)``.
+        top: How many classes to return per image.
+
+    Returns:
+        One list of ``top`` tuples per image, best first.
+
+    Raises:
+        ValueError: If ``preds`` is not ``(batch, 1000)`` or ``top`` is not in [1, 1000].
+
+    Example:
+        >>> decode_predictions(model.predict(images))[0][0]
+        ('n03763968', 'military_uniform', 0.83)
+    """
+    preds = np.asarray(preds)
+    if preds.ndim != 2 or preds.shape[1] != 1000:
+        raise ValueError(
+            f"`preds` must have shape (batch, 1000) (ImageNet scores), got {preds.shape}."
+        )
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
+        raise ValueError(f"`top` must be an int in [1, 1000], got {top!r}.")
+    names = class_index()
+    results = []
+    for row in preds:
+        best = np.argsort(row)[::-1][:top]
+        results.append([(*names[i], float(row[i])) for i in best])
+    return results

@@ -1,0 +1,7 @@
+"""Public builders: validate arguments, take a spec, build backbone and top."""
+
+from keras_mobilenets.models.mobilenet_v1 import MobileNet
+from keras_mobilenets.models.mobilenet_v2 import MobileNetV2
+from keras_mobilenets.models.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
+
+__all__ = ["MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small"]

@@ -1,0 +1,133 @@
+"""MobileNetV3 Small and Large builders (Howard et al. 2019, arXiv:1905.02244)."""
+
+import functools
+
+from keras_mobilenets import imagenet, specs
+from keras_mobilenets.models import common
+
+
+def _mobilenet_v3(
+    size, input_shape, alpha, minimalistic, include_top, weights, input_tensor, classes,
+    pooling, dropout_rate, classifier_activation, include_preprocessing, output_stride, name,
+):
+    common.check_positive_number("alpha", alpha)
+    common.check_bool("minimalistic", minimalistic)
+    common.check_rate("dropout_rate", dropout_rate)
+    common.check_common_arguments(
+        input_shape=input_shape, include_top=include_top, weights=weights,
+        input_tensor=input_tensor, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, output_stride=output_stride,
+    )
+    return common.build_model(
+        specs.mobilenet_v3.spec(size, alpha, minimalistic),
+        variant=dict(family=f"mobilenet_v3_{size}", alpha=alpha, minimalistic=minimalistic),
+        input_shape=input_shape,
+        default_shape=(None, None, 3),
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
+        dropout_rate=dropout_rate,
+        output_stride=output_stride,
+        name=name,
+        default_name=f"MobileNetV3{size.capitalize()}",
+    )
+
+
+_ARGS_DOC = """
+    Args:
+        input_shape: ``(rows, cols, channels)``, sizes >= 32 or None (the default,
+            ``(None, None, 3)``).
+        alpha: Width multiplier (> 0); 0.75 and 1.0 have published checkpoints.
+        minimalistic: The variant without squeeze-and-excitation, hard-swish and 5x5
+            kernels (fast int8 on CPUs).
+        include_top: Whether to add the classification top.
+        weights: None, "imagenet" or the path of a weights file.
+        input_tensor: Optional Keras tensor to build the model on.
+        classes: Number of classes of the top.
+        pooling: None, "avg" or "max": global pooling when ``include_top=False``.
+        dropout_rate: Dropout before the logits, in [0, 1).
+        classifier_activation: Activation of the top (None returns logits).
+        include_preprocessing: Add a Rescaling layer mapping [0, 255] to [-1, 1] (the
+            published checkpoints expect it, so it is on by default).
+        output_stride: 8, 16 or 32; below 32 the last stages run dilated (segmentation).
+        name: Model name.
+
+    Returns:
+        A functional ``keras.Model``.
+
+    Raises:
+        ValueError: On an invalid argument (the message names it).
+"""
+
+
+def MobileNetV3Small(
+    input_shape=None,
+    alpha=1.0,
+    minimalistic=False,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    output_stride=32,
+    name=None,
+):
+    return _mobilenet_v3(
+        "small", input_shape, alpha, minimalistic, include_top, weights, input_tensor,
+        classes, pooling, dropout_rate, classifier_activation, include_preprocessing,
+        output_stride, name,
+    )
+
+
+def MobileNetV3Large(
+    input_shape=None,
+    alpha=1.0,
+    minimalistic=False,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    classes=1000,
+    pooling=None,
+    dropout_rate=0.2,
+    classifier_activation="softmax",
+    include_preprocessing=True,
+    output_stride=32,
+    name=None,
+):
+    return _mobilenet_v3(
+        "large", input_shape, alpha, minimalistic, include_top, weights, input_tensor,
+        classes, pooling, dropout_rate, classifier_activation, include_preprocessing,
+        output_stride, name,
+    )
+
+
+MobileNetV3Small.__doc__ = (
+    "Builds MobileNetV3-Small with keras.applications' layer names and weight order.\n"
+    + _ARGS_DOC
+    + """
+    Example:
+        >>> model = MobileNetV3Small(input_shape=(96, 96, 3), classes=10, weights=None)
+        >>> model.output_shape
+        (None, 10)
+"""
+)
+MobileNetV3Large.__doc__ = (
+    "Builds MobileNetV3-Large with keras.applications' layer names and weight order.\n"
+    + _ARGS_DOC
+    + """
+    Example:
+        >>> backbone = MobileNetV3Large(include_top=False, output_stride=16, weights=None)
+"""
+)
+
+preprocess_input = functools.partial(imagenet.preprocess_input, mode="none")
+preprocess_input.__doc__ = "Returns the input unchanged: MobileNetV3 rescales inside the model."
+decode_predictions = imagenet.decode_predictions

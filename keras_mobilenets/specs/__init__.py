@@ -1,0 +1,20 @@
+"""Architectures as data (no Keras imports): block rows, scaling and one table per family."""
+
+from keras_mobilenets.specs import mobilenet_v1, mobilenet_v2, mobilenet_v3
+from keras_mobilenets.specs.block_spec import (
+    BackboneSpec,
+    BatchNormSpec,
+    BlockNames,
+    ConvSpec,
+    InvertedResidualSpec,
+    SeparableSpec,
+    TopSpec,
+)
+from keras_mobilenets.specs.scaling import make_divisible, scale_width
+
+# Names of the layers that end a block, per family; read by the features API.
+BLOCK_OUTPUT_PATTERNS = (
+    mobilenet_v1.BLOCK_OUTPUT_PATTERN,
+    mobilenet_v2.BLOCK_OUTPUT_PATTERN,
+    mobilenet_v3.BLOCK_OUTPUT_PATTERN,
+)
