@@ -1,0 +1,81 @@
+"""The model zoo: every named variant with its builder arguments and reference numbers.
+
+One table, read by the CLI (``keras-mobilenets models``), the README's model table and the
+tests that check parameter counts and multiply-adds against the references.
+"""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A named model variant.
+
+    Attributes:
+        name: Short unique name, e.g. ``"mobilenet_v3_small_0.75"``.
+        builder: Name of the public builder in ``keras_mobilenets``.
+        kwargs: Builder arguments besides ``weights``.
+        params: Reference ``count_params()`` with the 1000-class top (keras.applications,
+            batch-norm statistics included), or None when there is none.
+        trainable_params: Reference trainable parameters (torchvision), or None.
+        macs_millions: Reference multiply-adds at 224x224 in millions (paper), or None.
+        top1: Reference ImageNet top-1 of the published checkpoint, or None.
+    """
+
+    name: str
+    builder: str
+    kwargs: dict
+    params: Optional[int] = None
+    trainable_params: Optional[int] = None
+    macs_millions: Optional[float] = None
+    top1: Optional[float] = None
+
+    def build(self, **overrides):
+        """Builds the variant (``weights=None`` unless overridden)."""
+        import keras_mobilenets
+
+        arguments = {"weights": None, **self.kwargs, **overrides}
+        return getattr(keras_mobilenets, self.builder)(**arguments)
+
+
+VARIANTS = (
+    Variant("mobilenet_v1_1.0", "MobileNet", {"alpha": 1.0}, 4_253_864, None, 569, 70.6),
+    Variant("mobilenet_v1_0.75", "MobileNet", {"alpha": 0.75}, 2_601_976, None, 325),
+    Variant("mobilenet_v1_0.5", "MobileNet", {"alpha": 0.5}, 1_342_536, None, 149),
+    Variant("mobilenet_v1_0.25", "MobileNet", {"alpha": 0.25}, 475_544, None, 41),
+    Variant("mobilenet_v2_1.0", "MobileNetV2", {"alpha": 1.0}, 3_538_984, 3_504_872, 300, 71.8),
+    Variant("mobilenet_v2_1.4", "MobileNetV2", {"alpha": 1.4}, 6_156_712, None, 585),
+    Variant("mobilenet_v2_0.35", "MobileNetV2", {"alpha": 0.35}),
+    Variant("mobilenet_v3_large_1.0", "MobileNetV3Large", {}, 5_507_432, 5_483_032, 217, 75.2),
+    Variant("mobilenet_v3_large_0.75", "MobileNetV3Large", {"alpha": 0.75}, 4_012_616, None, 155),
+    Variant(
+        "mobilenet_v3_large_minimalistic",
+        "MobileNetV3Large",
+        {"minimalistic": True},
+        3_948_688,
+        None,
+        209,
+    ),
+    Variant("mobilenet_v3_small_1.0", "MobileNetV3Small", {}, 2_554_968, 2_542_856, 56, 67.5),
+    Variant("mobilenet_v3_small_0.75", "MobileNetV3Small", {"alpha": 0.75}, 2_051_552),
+    Variant(
+        "mobilenet_v3_small_minimalistic",
+        "MobileNetV3Small",
+        {"minimalistic": True},
+        2_056_848,
+    ),
+)
+
+BY_NAME = {variant.name: variant for variant in VARIANTS}
+
+
+def get(name):
+    """Returns the :class:`Variant` called ``name``.
+
+    Raises:
+        ValueError: If there is no such variant (the message lists them).
+    """
+    if name not in BY_NAME:
+        raise ValueError(f"Unknown model variant {name!r}; known variants: {sorted(BY_NAME)}.")
+    return BY_NAME[name]

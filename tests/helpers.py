@@ -1,0 +1,71 @@
+"""Shared test helpers: config / .keras round trips, reference models, shared data."""
+
+import os
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(relative):
+    """Path of a file under ``../shared/data``; skips the test when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+def random_images(shape, batch=2, seed=0, low=0.0, high=255.0):
+    """A float32 batch of uniform random images."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low, high, size=(batch, *shape)).astype("float32")
+
+
+def assert_config_round_trip(layer):
+    """``from_config(get_config())`` rebuilds a layer with the same config."""
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    return clone
+
+
+def assert_keras_round_trip(model, inputs, tmp_path, atol=1e-6):
+    """Saves ``model`` as .keras, loads it with ``safe_mode=True``, compares outputs."""
+    path = os.path.join(tmp_path, f"{model.name}.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    expected = model.predict(inputs, verbose=0)
+    actual = loaded.predict(inputs, verbose=0)
+    np.testing.assert_allclose(actual, expected, atol=atol)
+    return loaded
+
+
+def copy_weights_by_name(source, target):
+    """Copies every weighted layer of ``source`` into the same-named layer of ``target``.
+
+    Returns the number of layers copied; fails if a weighted layer has no counterpart.
+    """
+    copied = 0
+    for layer in source.layers:
+        if not layer.weights:
+            continue
+        target.get_layer(layer.name).set_weights(layer.get_weights())
+        copied += 1
+    return copied
+
+
+def randomize_batch_norm(model, seed=0):
+    """Gives every BatchNormalization random statistics so parity tests exercise them."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([
+                rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                rng.normal(0, 0.1, beta.shape).astype("float32"),
+                rng.normal(0, 0.1, mean.shape).astype("float32"),
+                rng.uniform(0.5, 1.5, var.shape).astype("float32"),
+            ])
