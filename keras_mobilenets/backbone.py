@@ -128,7 +128,8 @@ def stride_endpoints(model):
         if not isinstance(output, keras.KerasTensor) or len(output.shape) != 4 or not stride:
             continue
         stride_of[id(output)] = stride
-        last[stride] = layer.name
+        if not isinstance(layer, keras.layers.ZeroPadding2D):
+            last[stride] = layer.name
         if _BLOCK_OUTPUT.fullmatch(layer.name):
             endpoints[stride] = layer.name
     if not endpoints:
