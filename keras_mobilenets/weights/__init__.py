@@ -297,7 +297,8 @@ def _h5_attribute_list(group, name):
 
 
 def _legacy_file_layers(path):
-    """``{layer name: [weight shapes]}`` of a legacy Keras ``.h5`` weights file."""
+    """``{layer name: [weight shapes]}`` of a legacy Keras ``.h5`` weights file, in the
+    file's layer order, for the layers that have weights."""
     import h5py
 
     try:
@@ -324,7 +325,8 @@ def _legacy_file_layers(path):
 
 
 def _model_layers(model):
-    """``{layer name: [weight shapes]}`` of ``model`` in the legacy (h5) weight order."""
+    """``{layer name: [weight shapes]}`` of ``model``'s weighted layers, in layer order
+    and the legacy (h5) weight order."""
     return {
         layer.name: [tuple(w.shape) for w in layer.trainable_weights + layer.non_trainable_weights]
         for layer in model.layers if layer.weights
@@ -353,14 +355,30 @@ def _mismatch_report(file_layers, model_layers, allow_extra_layers):
     return parts, extra
 
 
+def _order_report(file_layers, model_layers):
+    """Why the file's weighted layers, in order, do not fit the model's (or None)."""
+    file_items, model_items = list(file_layers.items()), list(model_layers.items())
+    if len(file_items) != len(model_items):
+        return (f"by order: the file has {len(file_items)} layers with weights, the model "
+                f"{len(model_items)}")
+    for k, ((file_name, file_shapes), (name, shapes)) in enumerate(zip(file_items, model_items)):
+        if file_shapes != shapes:
+            return (f"by order: layer #{k} is {file_name} {file_shapes} in the file and "
+                    f"{name} {shapes} in the model")
+    return None
+
+
 def load_weights_file(model, path, allow_extra_layers=False):
     """Loads a weights file into ``model``, checking first that it fits.
 
-    Legacy ``.h5``/``.hdf5`` files (the published checkpoints' layout) load by layer name;
-    every weighted layer of the model must be in the file with the same shapes. With
-    ``allow_extra_layers`` the file may hold layers the model lacks (e.g. a classification
-    top loaded into a model built without it). Keras 3 ``.weights.h5``/``.keras`` files
-    load by structure.
+    Legacy ``.h5``/``.hdf5`` files (the published checkpoints' format) load by layer name
+    when every weighted layer of the model is in the file with the same shapes; with
+    ``allow_extra_layers`` the file may also hold layers the model lacks (e.g. a
+    classification top loaded into a model built without it). Files whose layer names
+    differ but whose weighted layers match the model's one by one, in order, load by order,
+    as keras.applications loads the published files (the MobileNetV3 files were written by
+    tf.keras 2 with names such as ``Conv/BatchNorm`` that Keras 3 no longer allows).
+    Keras 3 ``.weights.h5``/``.keras`` files load by structure.
 
     Args:
         model: A built ``keras.Model``.
@@ -377,16 +395,24 @@ def load_weights_file(model, path, allow_extra_layers=False):
         _load_keras3_file(model, path)
         return
     file_layers = _legacy_file_layers(path)
-    parts, extra = _mismatch_report(file_layers, _model_layers(model), allow_extra_layers)
-    if parts:
-        raise ValueError(
-            f"`weights` file {path!r} does not match the architecture of {model.name!r}: "
-            + "; ".join(parts) + "."
-        )
-    if extra:
-        logger.info("Ignored %d layers of %s that %s does not have: %s", len(extra), path,
-                    model.name, ", ".join(extra))
-    model.load_weights(path, by_name=True)
+    model_layers = _model_layers(model)
+    parts, extra = _mismatch_report(file_layers, model_layers, allow_extra_layers)
+    if not parts:
+        if extra:
+            logger.info("Ignored %d layers of %s that %s does not have: %s", len(extra), path,
+                        model.name, ", ".join(extra))
+        model.load_weights(path, by_name=True)
+        return
+    by_order = _order_report(file_layers, model_layers)
+    if by_order is None:
+        logger.info("Loading %s by layer order: its layer names differ from %s's.", path,
+                    model.name)
+        model.load_weights(path)
+        return
+    raise ValueError(
+        f"`weights` file {path!r} does not match the architecture of {model.name!r}, by "
+        f"layer name: {'; '.join(parts)}; {by_order}."
+    )
 
 
 def _keras3_structure(path):
@@ -405,7 +431,11 @@ def _keras3_structure(path):
 
 def _load_keras3_file(model, path):
     try:
-        model.load_weights(path)
+        # Keras warns once per object it cannot match before it raises; the error below
+        # says it all, so the warnings are only passed on when loading succeeds.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(path)
     except (ValueError, KeyError) as error:
         report = ""
         if path.endswith(".weights.h5"):
@@ -414,6 +444,9 @@ def _load_keras3_file(model, path):
             f"`weights` file {path!r} does not match the architecture of {model.name!r}"
             f"{': ' + report if report else ''}. Keras said: {error}"
         ) from error
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
 
 
 def _keras3_report(model, path):
@@ -426,5 +459,29 @@ def _keras3_report(model, path):
         actual = _keras3_structure(path)
     except OSError:
         return "the file is not a readable HDF5 file"
+    names = _keras3_layer_paths(model)
+    label = lambda path: f"{names[path]} ({path})" if path in names else path  # noqa: E731
+    expected = {label(k): v for k, v in expected.items()}
+    actual = {label(k): v for k, v in actual.items()}
     parts, _ = _mismatch_report(actual, expected, allow_extra_layers=False)
     return "; ".join(parts)
+
+
+def _keras3_layer_paths(model):
+    """``{"layers/conv2d_3": layer name}``: how Keras 3 weight files address each layer
+    (snake-cased class name, numbered in layer order), for readable reports."""
+    import re
+
+    names, used = {}, {}
+    for layer in model.layers:
+        base = re.sub(r"\W+", "", type(layer).__name__)
+        base = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", base)
+        base = re.sub("([a-z])([A-Z])", r"\1_\2", base).lower()
+        if base in used:
+            used[base] += 1
+            key = f"{base}_{used[base]}"
+        else:
+            used[base] = 0
+            key = base
+        names[f"layers/{key}"] = layer.name
+    return names
