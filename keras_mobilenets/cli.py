@@ -4,6 +4,7 @@ Commands:
     models   build every variant of the zoo and print parameters and multiply-adds
              side by side with the reference numbers.
     demo     the main job on the embedded default data (see ``demo --help``).
+    predict  classify an image with an ImageNet model and print the top classes.
 """
 
 import argparse
@@ -59,6 +60,70 @@ def _demo(args):
     return 0
 
 
+PREDICT_MODELS = ("MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large")
+
+
+def predict_image(image, model_name="MobileNetV3Small", weights="imagenet", top=5, alpha=1.0,
+                  minimalistic=False, input_size=224):
+    """Classifies one image file with an ImageNet classifier of the package.
+
+    Args:
+        image: Path of an image file (anything ``keras.utils.load_img`` reads).
+        model_name: Public builder name, one of :data:`PREDICT_MODELS`.
+        weights: ``"imagenet"`` or the path of a weights file with the 1000-class top.
+        top: How many classes to return.
+        alpha: Width multiplier of the model.
+        minimalistic: MobileNetV3's minimalistic variant.
+        input_size: Square size the image is resized to (224, the size of every
+            published checkpoint, by default).
+
+    Returns:
+        A list of ``(wordnet_id, class_name, score)``, best first.
+
+    Raises:
+        ValueError: On an unknown model name, a bad ``top`` or a bad image.
+
+    Example:
+        >>> predict_image("grace_hopper.jpg", "MobileNetV3Small")[0][1]
+        'military_uniform'
+    """
+    import importlib
+
+    import keras
+    import numpy as np
+
+    import keras_mobilenets
+    from keras_mobilenets import imagenet
+
+    if model_name not in PREDICT_MODELS:
+        raise ValueError(f"`model` must be one of {PREDICT_MODELS}, got {model_name!r}.")
+    builder = getattr(keras_mobilenets, model_name)
+    module = importlib.import_module(builder.__module__)
+    kwargs = {"alpha": alpha, "weights": weights}
+    if model_name.startswith("MobileNetV3"):
+        kwargs["minimalistic"] = minimalistic
+    model = builder(input_shape=(input_size, input_size, 3), **kwargs)
+    picture = keras.utils.load_img(image, target_size=(input_size, input_size))
+    batch = np.expand_dims(keras.utils.img_to_array(picture), 0)
+    scores = np.asarray(model(module.preprocess_input(batch), training=False))
+    return imagenet.decode_predictions(scores, top=top)[0]
+
+
+def _predict(args):
+    try:
+        results = predict_image(
+            args.image, args.model, weights=args.weights, top=args.top, alpha=args.alpha,
+            minimalistic=args.minimalistic, input_size=args.input_size,
+        )
+    except (ValueError, OSError) as error:
+        print(f"keras-mobilenets predict: error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.image} ({args.model}, weights={args.weights}):")
+    for rank, (wnid, name, score) in enumerate(results, 1):
+        print(f"{rank:2d}. {name:30s} {wnid}  {score:.4f}")
+    return 0
+
+
 def build_parser():
     """The argument parser of the ``keras-mobilenets`` command."""
     parser = argparse.ArgumentParser(
@@ -71,6 +136,20 @@ def build_parser():
     models.set_defaults(run=_models)
     demo = commands.add_parser("demo", help="run the main job on the embedded default data")
     demo.set_defaults(run=_demo)
+    predict = commands.add_parser("predict", help="print the top ImageNet classes of an image")
+    predict.add_argument("image", help="image file (JPEG, PNG, ...)")
+    predict.add_argument("--model", default="MobileNetV3Small", choices=PREDICT_MODELS)
+    predict.add_argument(
+        "--weights", default="imagenet", help="'imagenet' (default) or a weights file path"
+    )
+    predict.add_argument("--top", type=int, default=5, help="how many classes to print")
+    predict.add_argument("--alpha", type=float, default=1.0, help="width multiplier")
+    predict.add_argument("--minimalistic", action="store_true", help="MobileNetV3 minimalistic")
+    predict.add_argument(
+        "--input-size", type=int, default=224,
+        help="square input size (224, the checkpoints' size, by default)",
+    )
+    predict.set_defaults(run=_predict)
     return parser
 
 

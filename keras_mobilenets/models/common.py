@@ -182,7 +182,7 @@ def build_model(
         **variant, rows=shape[0], cols=shape[1], channels=shape[2], include_top=include_top,
         classes=classes, classifier_activation=classifier_activation,
     )
-    weights_lib.check_request(weights, request)
+    to_load = weights_lib.check_request(weights, request)
     inputs, x = make_input(input_shape, input_tensor, default_shape)
     if include_preprocessing:
         x = keras.layers.Rescaling(scale=1.0 / 127.5, offset=-1.0, name="rescaling")(x)
@@ -195,6 +195,6 @@ def build_model(
     else:
         x = global_pooling(x, pooling)
     model = keras.Model(inputs, x, name=name or default_name.format(rows=shape[0] or 224))
-    if weights is not None:
-        weights_lib.load_weights(model, weights, request)
+    if to_load is not None:
+        weights_lib.load_weights(model, to_load, request)
     return model

@@ -1,0 +1,84 @@
+"""The checkpoint registry: complete, consistent with keras.applications, right sizes."""
+
+import collections
+
+import pytest
+
+import keras_mobilenets
+from keras_mobilenets.weights import registry
+
+
+def test_registry_covers_every_published_checkpoint():
+    counts = collections.Counter(c.family for c in registry.CHECKPOINTS)
+    # V1: 4 alphas x 4 sizes, V2: 6 alphas x 5 sizes, V3: 3 variants; each with/without top.
+    assert counts == {
+        "mobilenet_v1": 32, "mobilenet_v2": 60, "mobilenet_v3_small": 6,
+        "mobilenet_v3_large": 6,
+    }
+    assert len({c.file_name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
+    assert len({c.name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
+
+
+def test_urls_and_file_names_follow_keras_applications():
+    from keras.src.applications import mobilenet, mobilenet_v2, mobilenet_v3
+
+    bases = {
+        "mobilenet_v1": mobilenet.BASE_WEIGHT_PATH,
+        "mobilenet_v2": mobilenet_v2.BASE_WEIGHT_PATH,
+        "mobilenet_v3_small": mobilenet_v3.BASE_WEIGHT_PATH,
+        "mobilenet_v3_large": mobilenet_v3.BASE_WEIGHT_PATH,
+    }
+    for c in registry.CHECKPOINTS:
+        assert c.url == bases[c.family] + c.file_name
+    names = {c.file_name for c in registry.CHECKPOINTS}
+    assert {"mobilenet_1_0_224_tf.h5", "mobilenet_2_5_128_tf_no_top.h5",
+            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5",
+            "weights_mobilenet_v3_large_224_1.0_float.h5",
+            "weights_mobilenet_v3_small_minimalistic_224_1.0_float_no_top_v2.h5"} <= names
+
+
+def test_v3_hashes_are_the_published_md5():
+    from keras.src.applications.mobilenet_v3 import WEIGHTS_HASHES
+
+    for c in registry.CHECKPOINTS:
+        if c.family.startswith("mobilenet_v3"):
+            size = c.family.rsplit("_", 1)[1]
+            key = f"{size}{'_minimalistic' if c.minimalistic else ''}_224_{c.alpha}_float"
+            assert c.md5 == WEIGHTS_HASHES[key][0 if c.include_top else 1]
+        else:
+            assert c.md5 is None and c.sha256 is None  # nothing published for V1/V2
+
+
+def _distinct_models():
+    seen = {}
+    for c in registry.CHECKPOINTS:
+        seen.setdefault((c.builder, c.alpha, c.minimalistic, c.include_top), c)
+    return list(seen.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checkpoint", _distinct_models(), ids=lambda c: c.name)
+def test_num_params_equals_count_params(checkpoint):
+    builder = getattr(keras_mobilenets, checkpoint.builder)
+    kwargs = checkpoint.builder_kwargs()
+    if "input_shape" in kwargs:
+        kwargs["input_shape"] = (32, 32, 3)  # parameters do not depend on the input size
+    model = builder(weights=None, **kwargs)
+    assert model.count_params() == checkpoint.num_params
+    # Every checkpoint of this model (all sizes) records the same count.
+    for other in registry.CHECKPOINTS:
+        if (other.builder, other.alpha, other.minimalistic, other.include_top) == (
+            checkpoint.builder, checkpoint.alpha, checkpoint.minimalistic, checkpoint.include_top
+        ):
+            assert other.num_params == checkpoint.num_params
+
+
+def test_metadata():
+    for c in registry.CHECKPOINTS:
+        assert c.preprocessing in registry.PREPROCESSING
+        assert c.input_shape == (c.rows, c.rows, 3)
+        assert c.preprocessing == ("none" if c.family.startswith("mobilenet_v3") else "tf")
+    top1 = {c.name: c.top1 for c in registry.CHECKPOINTS if c.top1}
+    assert top1["mobilenet_v1_1.0_224"] == 70.6
+    assert top1["mobilenet_v3_large_1.0_224"] == 75.6
