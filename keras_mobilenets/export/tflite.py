@@ -9,7 +9,8 @@ SHAPE/PACK ops for a dynamic batch). The converter keeps fused ops: hard-swish b
 HARD_SWISH and ReLU6 is fused into CONV_2D / DEPTHWISE_CONV_2D.
 
 tf_keras (Keras 2) models, e.g. tensorflow-model-optimization QAT models, go through
-``TFLiteConverter.from_keras_model``, the path tfmot documents.
+``TFLiteConverter.from_keras_model``, the path tfmot documents; a QAT model is recognised by
+its tfmot quantize layers and needs no representative data for "int8".
 """
 
 import functools
@@ -189,7 +190,12 @@ def to_tflite(model, path=None, *, quantization=None, representative_data=None, 
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
         elif quantization == "int8":
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if not is_qat:
+                # For a QAT model the ranges come from its fake-quant ops; TF 2.21's
+                # converter rejects this setting without a representative dataset
+                # ("For full integer quantization, a `representative_dataset` must be
+                # specified") before it looks for them, and converts to int8 kernels anyway.
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = io_type
             converter.inference_output_type = io_type
             if representative_data is not None:
