@@ -1,0 +1,26 @@
+"""TFLite export (float32 / float16 / dynamic / int8) and a LiteRT runner.
+
+``to_tflite`` needs only TensorFlow; ``LiteRTModel`` and the op report need the optional
+LiteRT runtime (``pip install keras-mobilenets[tflite]``), imported on first use.
+
+Example:
+    >>> from keras_mobilenets import export
+    >>> flatbuffer = export.to_tflite(model, "model.tflite")
+    >>> export.LiteRTModel(flatbuffer).predict(images)
+    >>> print(export.op_report(flatbuffer))
+"""
+
+from keras_mobilenets.export.litert import Latency, LiteRTModel
+from keras_mobilenets.export.report import KERNEL_OPS, op_histogram, op_report, op_tensor_types
+from keras_mobilenets.export.tflite import QUANTIZATIONS, to_tflite
+
+__all__ = [
+    "KERNEL_OPS",
+    "Latency",
+    "LiteRTModel",
+    "QUANTIZATIONS",
+    "op_histogram",
+    "op_report",
+    "op_tensor_types",
+    "to_tflite",
+]

@@ -1,0 +1,214 @@
+"""Keras model -> TFLite flatbuffer with ``tf.lite.TFLiteConverter``.
+
+Keras 3 models are exported with ``keras.export.ExportArchive`` (``training=False``, batch
+fixed to 1, spatial size from the model) into a temporary SavedModel, which the converter
+reads with ``from_saved_model``. This is the path ``TFLiteConverter.from_keras_model`` takes
+internally for Keras 3 in TF 2.21, done explicitly so that (a) a failed export raises instead
+of silently falling back to the Keras 2 path and (b) the graph is fully static (no
+SHAPE/PACK ops for a dynamic batch). The converter keeps fused ops: hard-swish becomes
+HARD_SWISH and ReLU6 is fused into CONV_2D / DEPTHWISE_CONV_2D.
+
+tf_keras (Keras 2) models, e.g. tensorflow-model-optimization QAT models, go through
+``TFLiteConverter.from_keras_model``, the path tfmot documents; a QAT model is recognised by
+its tfmot quantize layers and needs no representative data for "int8".
+"""
+
+import functools
+import logging
+import os
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+_IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
+_QAT_LAYER_CLASSES = ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2")
+
+
+def _is_tf_keras_model(model):
+    tf_keras = sys.modules.get("tf_keras")
+    return tf_keras is not None and isinstance(model, tf_keras.Model)
+
+
+def _is_qat_model(model):
+    """Whether a tf_keras model holds tfmot quantize layers (quantization-aware trained)."""
+    for layer in model.layers:
+        for cls in type(layer).__mro__:
+            if cls.__name__ in _QAT_LAYER_CLASSES and cls.__module__.startswith(
+                "tensorflow_model_optimization"
+            ):
+                return True
+    return False
+
+
+def _check_io_dtype(io_dtype, quantization):
+    """Returns the tf dtype of the inputs/outputs, validating ``io_dtype``."""
+    allowed = tuple(_IO_DTYPES)
+    if io_dtype is None:
+        return tf.int8 if quantization == "int8" else tf.float32
+    try:
+        name = tf.as_dtype(io_dtype).name
+    except TypeError:
+        name = None
+    if name not in _IO_DTYPES:
+        raise ValueError(f"`io_dtype` must be None or one of {allowed}, got {io_dtype!r}.")
+    if quantization != "int8" and name != "float32":
+        raise ValueError(
+            f"`io_dtype` can be {allowed} only with quantization='int8'; with "
+            f"quantization={quantization!r} it must be None or 'float32', got {io_dtype!r}."
+        )
+    return _IO_DTYPES[name]
+
+
+def _fixed_input_specs(model):
+    """TensorSpecs with batch 1 and the model's spatial size; raises if a size is None."""
+    specs = []
+    for tensor in model.inputs:
+        shape = tuple(tensor.shape)
+        if any(dim is None for dim in shape[1:]):
+            raise ValueError(
+                f"TFLite export needs fixed input sizes, but model input {tensor.name!r} has "
+                f"shape {shape}. Build the model with a fixed `input_shape`, e.g. "
+                "MobileNetV3Small(input_shape=(224, 224, 3)), and copy the weights over "
+                "(`new.set_weights(model.get_weights())`)."
+            )
+        specs.append(tf.TensorSpec((1, *shape[1:]), dtype=tensor.dtype, name=tensor.name))
+    return specs
+
+
+def _representative_dataset(data, rank):
+    """A converter ``representative_dataset``: yields one ``[sample]`` (batch of 1) at a time.
+
+    ``data`` is a numpy array (a batch), a ``tf.data.Dataset``, a generator, or a callable
+    returning an iterable. Elements may be batches or single samples; tuples ``(x, y)`` or
+    ``(x,)`` contribute ``x``.
+    """
+
+    def samples():
+        if isinstance(data, np.ndarray) or tf.is_tensor(data):
+            elements = [data]
+        elif isinstance(data, tf.data.Dataset):
+            elements = data.as_numpy_iterator()
+        elif callable(data):
+            elements = data()
+        else:
+            elements = data
+        for element in elements:
+            if isinstance(element, (tuple, list)):
+                element = element[0]
+            batch = np.asarray(element, dtype="float32")
+            if batch.ndim == rank - 1:
+                batch = batch[None]
+            if batch.ndim != rank:
+                raise ValueError(
+                    f"`representative_data` must hold samples of rank {rank - 1} or batches "
+                    f"of rank {rank}, got an element of shape {batch.shape}."
+                )
+            for sample in batch:
+                yield [sample[None]]
+
+    return samples
+
+
+def _keras3_converter(model, export_dir):
+    """A converter reading a SavedModel of ``model`` (inference mode, batch 1)."""
+    specs = _fixed_input_specs(model)
+    signature = specs[0] if len(specs) == 1 else specs
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serve", functools.partial(model.__call__, training=False), input_signature=[signature]
+    )
+    archive.write_out(export_dir, verbose=False)
+    return tf.lite.TFLiteConverter.from_saved_model(export_dir)
+
+
+def to_tflite(model, path=None, *, quantization=None, representative_data=None, io_dtype=None):
+    """Converts a Keras model to a TFLite flatbuffer.
+
+    Args:
+        model: A Keras 3 model with fixed input sizes (any model of this package, with or
+            without a user's head), or a tf_keras model such as a tfmot QAT model.
+        path: Optional file to write (parent directories are created).
+        quantization: None (float32), "float16" (float16 weights), "dynamic" (int8 weights,
+            float activations) or "int8" (full integer: int8 kernels and activations,
+            ``TFLITE_BUILTINS_INT8`` only).
+        representative_data: Calibration inputs for "int8", in the model's input range
+            (e.g. raw [0, 255] pixels for models with ``include_preprocessing``): a numpy
+            batch, a ``tf.data.Dataset`` (of batches or samples, ``(x, y)`` allowed), a
+            generator, or a callable returning one. Batches are split into single samples.
+            Required for post-training int8 of a float model; optional for a QAT model.
+        io_dtype: Dtype of the file's inputs and outputs with "int8": tf.int8 (default),
+            tf.uint8 or tf.float32 (quantize/dequantize ops added inside). Other
+            quantizations keep float32 inputs and outputs.
+
+    Returns:
+        The TFLite flatbuffer as ``bytes``.
+
+    Raises:
+        ValueError: On an unknown ``quantization`` or ``io_dtype``, "int8" without
+            ``representative_data`` for a non-QAT model, or a model input with an
+            unknown spatial size.
+        TypeError: If ``model`` is neither a Keras 3 nor a tf_keras model.
+
+    Example:
+        >>> model = keras_mobilenets.MobileNetV3Small(input_shape=(224, 224, 3))
+        >>> flatbuffer = to_tflite(model, "v3.tflite")
+        >>> int8 = to_tflite(model, quantization="int8", representative_data=images)
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}, got {quantization!r}.")
+    io_type = _check_io_dtype(io_dtype, quantization)
+    tf_keras_model = _is_tf_keras_model(model)
+    if not tf_keras_model and not isinstance(model, keras.Model):
+        raise TypeError(
+            f"`model` must be a Keras 3 or tf_keras model, got {type(model).__name__}."
+        )
+    is_qat = tf_keras_model and _is_qat_model(model)
+    if quantization == "int8" and representative_data is None and not is_qat:
+        raise ValueError(
+            "`representative_data` is required for quantization='int8' of a model that was "
+            "not quantization-aware trained (calibration needs sample inputs, e.g. a few "
+            "hundred training images); got representative_data=None."
+        )
+    if quantization != "int8" and representative_data is not None:
+        logger.warning("`representative_data` is only used with quantization='int8'; ignored.")
+
+    with tempfile.TemporaryDirectory(prefix="keras_mobilenets_export_") as export_dir:
+        if tf_keras_model:
+            _fixed_input_specs(model)  # same error for unknown spatial sizes
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        else:
+            converter = _keras3_converter(model, export_dir)
+        if quantization is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantization == "int8":
+            if not is_qat:
+                # For a QAT model the ranges come from its fake-quant ops; TF 2.21's
+                # converter rejects this setting without a representative dataset
+                # ("For full integer quantization, a `representative_dataset` must be
+                # specified") before it looks for them, and converts to int8 kernels anyway.
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = io_type
+            converter.inference_output_type = io_type
+            if representative_data is not None:
+                rank = len(model.inputs[0].shape)
+                converter.representative_dataset = _representative_dataset(
+                    representative_data, rank
+                )
+        flatbuffer = converter.convert()
+
+    if path is not None:
+        directory = os.path.dirname(os.fspath(path))
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(flatbuffer)
+    return flatbuffer

@@ -1,0 +1,181 @@
+"""TFLite export and the LiteRT runner: parity, fused ops, int8 kernels, a published model."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_mobilenets as km
+from keras_mobilenets import export
+from tests.helpers import random_images, randomize_batch_norm, shared_data
+
+pytest.importorskip("ai_edge_litert")
+
+SHAPE = (96, 96, 3)
+
+
+def _small(builder, **kwargs):
+    """A small untrained model whose activations do not vanish with depth.
+
+    With random kernels and unit moving variances the signal of a deep untrained net fades
+    to nothing (MobileNetV3Small's logits end up the same for every image), which would make
+    any parity test pass. One training-mode pass with momentum 0 sets every BatchNorm's
+    moving statistics to the batch statistics, as a trained network would have them.
+    """
+    model = builder(input_shape=SHAPE, weights=None, classes=10,
+                    classifier_activation=None, **kwargs)
+    randomize_batch_norm(model)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(random_images(SHAPE, batch=8, seed=5), training=True)
+    for layer in norms:
+        layer.momentum = 0.99
+    return model
+
+
+@pytest.fixture(scope="module")
+def v3small():
+    """A small MobileNetV3Small, its reference logits and its float32 file (built once)."""
+    model = _small(km.MobileNetV3Small, alpha=0.35)
+    images = random_images(SHAPE, batch=8, seed=1)
+    return {
+        "model": model,
+        "images": images,
+        "logits": model.predict(images, verbose=0),
+        "float32": export.to_tflite(model),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("builder, alpha", [
+    (km.MobileNet, 0.25), (km.MobileNetV2, 0.35),
+])
+def test_float_parity_v1_v2(builder, alpha, tmp_path):
+    model = _small(builder, alpha=alpha)
+    images = random_images(SHAPE, batch=2)
+    path = tmp_path / "nested" / "dir" / "model.tflite"
+    flatbuffer = export.to_tflite(model, path)
+    assert path.read_bytes() == flatbuffer
+    runner = export.LiteRTModel(path)
+    assert runner.input_shape == (1, *SHAPE)
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(runner.predict(images), expected, rtol=0, atol=1e-4)
+    ops = runner.op_histogram()
+    # ReLU6 is fused into the convolutions, nothing runs it separately.
+    assert not {"RELU6", "RELU", "MINIMUM", "MAXIMUM"} & set(ops)
+    assert ops["DEPTHWISE_CONV_2D"] == 13 if builder is km.MobileNet else 17
+
+
+@pytest.mark.slow
+def test_float_parity_v3small_and_fused_hard_swish(v3small):
+    runner = export.LiteRTModel(v3small["float32"])
+    actual = runner.predict(v3small["images"])
+    assert actual.dtype == np.float32
+    assert np.ptp(v3small["logits"], axis=0).max() > 0.1  # logits depend on the image
+    np.testing.assert_allclose(actual, v3small["logits"], rtol=0, atol=1e-4)
+    ops = runner.op_histogram()
+    # 19 hard-swish layers in MobileNetV3Small, each one native HARD_SWISH op.
+    assert ops["HARD_SWISH"] == 19
+    assert not {"RELU6", "RELU", "MINIMUM", "MAXIMUM", "SHAPE", "PACK"} & set(ops)
+    assert ops["CONV_2D"] == 43 and ops["DEPTHWISE_CONV_2D"] == 11
+    assert "HARD_SWISH" in export.op_report(v3small["float32"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantization, tolerance", [("float16", 0.01), ("dynamic", 0.1)])
+def test_float16_and_dynamic_run_and_are_close(v3small, quantization, tolerance):
+    flatbuffer = export.to_tflite(v3small["model"], quantization=quantization)
+    assert len(flatbuffer) < 0.6 * len(v3small["float32"])
+    runner = export.LiteRTModel(flatbuffer)
+    assert runner.input_dtype == np.float32
+    logits = v3small["logits"]
+    error = np.abs(runner.predict(v3small["images"]) - logits).max()
+    assert error <= tolerance * np.abs(logits).max(), error
+
+
+@pytest.mark.slow
+def test_int8_ptq_is_full_integer_and_agrees_with_float(v3small):
+    images = v3small["images"]
+    flatbuffer = export.to_tflite(v3small["model"], quantization="int8",
+                                  representative_data=tf.data.Dataset.from_tensor_slices(
+                                      images).batch(4))
+    runner = export.LiteRTModel(flatbuffer)
+    assert runner.input_dtype == np.int8
+    assert runner.output_details[0]["dtype"] == np.int8
+    kernels = runner.tensor_types()
+    assert len(kernels) == 43 + 11 + 0  # the top is a 1x1 conv in MobileNetV3
+    for row in kernels:
+        assert (row["input"], row["weights"], row["output"]) == ("INT8", "INT8", "INT8"), row
+    assert runner.op_histogram()["HARD_SWISH"] == 19
+    float_logits = v3small["logits"]
+    int8_logits = runner.predict(images)  # quantizes the float images, dequantizes logits
+    assert int8_logits.dtype == np.float32
+    correlation = np.corrcoef(int8_logits.ravel(), float_logits.ravel())[0, 1]
+    assert correlation > 0.9, correlation
+
+
+def test_int8_io_dtypes_and_errors(v3small):
+    model = v3small["model"]
+    with pytest.raises(ValueError, match=r"`quantization`.*'float16'.*'int4'"):
+        export.to_tflite(model, quantization="int4")
+    with pytest.raises(ValueError, match=r"`representative_data`.*None"):
+        export.to_tflite(model, quantization="int8")
+    with pytest.raises(ValueError, match=r"`io_dtype`.*uint8.*int16"):
+        export.to_tflite(model, quantization="int8", representative_data=v3small["images"],
+                         io_dtype="int16")
+    with pytest.raises(ValueError, match=r"`io_dtype`.*quantization='int8'"):
+        export.to_tflite(model, quantization="float16", io_dtype=tf.int8)
+    with pytest.raises(TypeError, match="Keras"):
+        export.to_tflite(object())
+
+
+def test_unknown_spatial_size_names_the_fix():
+    model = km.MobileNetV3Small(alpha=0.35, weights=None, classes=10)
+    with pytest.raises(ValueError, match=r"fixed `input_shape`"):
+        export.to_tflite(model)
+
+
+def test_runner_rejects_wrong_shapes(v3small):
+    runner = export.LiteRTModel(v3small["float32"])
+    with pytest.raises(ValueError, match=r"shape \(batch, 96, 96, 3\)"):
+        runner.predict(np.zeros((2, 64, 64, 3), "float32"))
+    latency = runner.latency(runs=5, warmup=1)
+    assert 0 < latency.median_ms <= latency.p90_ms
+
+
+def test_published_uint8_mobilenet_v2_names_grace_hopper():
+    from PIL import Image
+
+    model_path = shared_data("models/mobilenet_v2_1.0_224_quant.tflite")
+    image_path = shared_data("images/grace_hopper.jpg")
+    labels = shared_data("labels/imagenet_labels.txt").read_text().splitlines()
+    runner = export.LiteRTModel(model_path)
+    assert runner.input_shape == (1, 224, 224, 3) and runner.input_dtype == np.uint8
+    image = np.asarray(Image.open(image_path).convert("RGB").resize((224, 224)), "uint8")
+    probabilities = runner.predict(image[None])
+    assert probabilities.shape == (1, 1001) and probabilities.dtype == np.float32
+    assert labels[int(probabilities[0].argmax())] == "military uniform"
+    assert runner.tensor_types()[0]["input"] == "UINT8"
+
+
+@pytest.mark.slow
+def test_tf_keras_qat_model_converts_to_int8_without_representative_data():
+    tf_keras = pytest.importorskip("tf_keras")
+    tfmot = pytest.importorskip("tensorflow_model_optimization")
+    inputs = tf_keras.Input((32, 32, 3))
+    x = tf_keras.layers.Conv2D(8, 3, strides=2, use_bias=False)(inputs)
+    x = tf_keras.layers.BatchNormalization()(x)
+    x = tf_keras.layers.ReLU(6.0)(x)
+    x = tf_keras.layers.GlobalAveragePooling2D()(x)
+    outputs = tf_keras.layers.Dense(4)(x)
+    qat = tfmot.quantization.keras.quantize_model(tf_keras.Model(inputs, outputs))
+    images = random_images((32, 32, 3), batch=4, low=-1.0, high=1.0)
+    qat(images, training=True)  # sets the quantizers' ranges
+    runner = export.LiteRTModel(export.to_tflite(qat, quantization="int8"))
+    assert runner.input_dtype == np.int8
+    kernels = runner.tensor_types()
+    assert [row["op"] for row in kernels] == ["CONV_2D", "FULLY_CONNECTED"]
+    assert all(row["input"] == row["weights"] == row["output"] == "INT8" for row in kernels)
+    expected = qat.predict(images, verbose=0)
+    np.testing.assert_allclose(runner.predict(images), expected, atol=0.1 * np.abs(expected).max())
