@@ -12,9 +12,11 @@ Example:
 
 from keras_mobilenets.export.litert import Latency, LiteRTModel
 from keras_mobilenets.export.report import KERNEL_OPS, op_histogram, op_report, op_tensor_types
+from keras_mobilenets.export.rewrite import HARD_SWISH_MODES, rewrite_int8_hard_swish
 from keras_mobilenets.export.tflite import QUANTIZATIONS, to_tflite
 
 __all__ = [
+    "HARD_SWISH_MODES",
     "KERNEL_OPS",
     "Latency",
     "LiteRTModel",
@@ -22,5 +24,6 @@ __all__ = [
     "op_histogram",
     "op_report",
     "op_tensor_types",
+    "rewrite_int8_hard_swish",
     "to_tflite",
 ]

@@ -107,7 +107,8 @@ def test_int8_ptq_is_full_integer_and_agrees_with_float(v3small):
     assert len(kernels) == 43 + 11 + 0  # the top is a 1x1 conv in MobileNetV3
     for row in kernels:
         assert (row["input"], row["weights"], row["output"]) == ("INT8", "INT8", "INT8"), row
-    assert runner.op_histogram()["HARD_SWISH"] == 19
+    # The default int8 file has no HARD_SWISH left: each became int8 MUL, ADD, MUL.
+    assert "HARD_SWISH" not in runner.op_histogram()
     float_logits = v3small["logits"]
     int8_logits = runner.predict(images)  # quantizes the float images, dequantizes logits
     assert int8_logits.dtype == np.float32
@@ -179,3 +180,50 @@ def test_tf_keras_qat_model_converts_to_int8_without_representative_data():
     assert all(row["input"] == row["weights"] == row["output"] == "INT8" for row in kernels)
     expected = qat.predict(images, verbose=0)
     np.testing.assert_allclose(runner.predict(images), expected, atol=0.1 * np.abs(expected).max())
+
+
+@pytest.fixture(scope="module")
+def v3small_int8_native(v3small):
+    return export.to_tflite(
+        v3small["model"], quantization="int8", representative_data=v3small["images"],
+        int8_hard_swish="native",
+    )
+
+
+@pytest.mark.parametrize("mode", ["int8", "float"])
+def test_hard_swish_rewrite_matches_the_native_int8_file(v3small, v3small_int8_native, mode):
+    native = export.LiteRTModel(v3small_int8_native)
+    assert native.op_histogram()["HARD_SWISH"] == 19
+    flatbuffer, counts = export.rewrite_int8_hard_swish(v3small_int8_native, mode)
+    assert counts["int8"] + counts["float"] == 19
+    rewritten = export.LiteRTModel(flatbuffer)
+    ops = rewritten.op_histogram()
+    if mode == "int8":
+        assert counts["int8"] == 19
+        assert "HARD_SWISH" not in ops and "DEQUANTIZE" not in ops
+        assert ops["MUL"] == native.op_histogram()["MUL"] + 2 * 19
+    else:
+        assert ops["HARD_SWISH"] == 19 and ops["DEQUANTIZE"] == 19
+    # Same kernels with the same int8 tensors (op positions shift by the inserted ops).
+    def kernels(runner):
+        return [{k: v for k, v in row.items() if k != "index"} for row in runner.tensor_types()]
+
+    assert kernels(rewritten) == kernels(native)
+    # The rewrite rounds differently from the native int8 kernel, op by op (outputs move by
+    # a few quantization steps); it must stay as close to the float model as native int8.
+    step = native.output_details[0]["quantization"][0]
+    images, float_logits = v3small["images"], v3small["logits"]
+    native_logits, rewritten_logits = native.predict(images), rewritten.predict(images)
+    native_error = np.abs(native_logits - float_logits).mean()
+    rewritten_error = np.abs(rewritten_logits - float_logits).mean()
+    assert rewritten_error <= 1.25 * native_error + step, (rewritten_error, native_error)
+    agreement = np.mean(rewritten_logits.argmax(1) == native_logits.argmax(1))
+    assert agreement >= 0.75, agreement
+
+
+def test_hard_swish_rewrite_rejects_unknown_modes(v3small_int8_native, v3small):
+    with pytest.raises(ValueError, match=r"`mode`.*'int8'.*'bf16'"):
+        export.rewrite_int8_hard_swish(v3small_int8_native, "bf16")
+    with pytest.raises(ValueError, match=r"`int8_hard_swish`.*'native'"):
+        export.to_tflite(v3small["model"], quantization="int8",
+                         representative_data=v3small["images"], int8_hard_swish="fast")
