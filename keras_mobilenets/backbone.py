@@ -73,7 +73,7 @@ class StrideEndpoint:
         block: The last block output at this stride (e.g. MobileNetV3-Large's 40-channel
             ``expanded_conv_5_add`` at stride 8).
         last: The last layer computed at this stride (the next block's expansion, or the
-            final 1x1 convolution at the deepest stride).
+            final 1x1 convolution at the deepest stride); zero-padding layers are skipped.
     """
 
     stride: int
@@ -128,7 +128,9 @@ def stride_endpoints(model):
         if not isinstance(output, keras.KerasTensor) or len(output.shape) != 4 or not stride:
             continue
         stride_of[id(output)] = stride
-        last[stride] = layer.name
+        if not isinstance(layer, keras.layers.ZeroPadding2D):
+            # A padded map (before a strided convolution) is never what a head taps.
+            last[stride] = layer.name
         if _BLOCK_OUTPUT.fullmatch(layer.name):
             endpoints[stride] = layer.name
     if not endpoints:
