@@ -15,7 +15,7 @@ import re
 
 import keras
 
-from keras_mobilenets.blocks import build_block, conv_bn_act
+from keras_mobilenets.blocks import build_block, conv_bn_act, stem_pool
 from keras_mobilenets.specs import BLOCK_OUTPUT_PATTERNS
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -56,9 +56,12 @@ def apply_backbone(x, spec, output_stride=32):
         (None, 7, 7, 1280)
     """
     x = conv_bn_act(x, spec.stem, spec.bn)
-    blocks = dilate(spec.blocks, spec.stem.stride, output_stride)
-    for index, row in enumerate(blocks, start=spec.first_block_index):
-        x = build_block(x, row, spec.names.resolve(index), spec.bn)
+    if spec.stem_pool is not None:
+        x = stem_pool(x, spec.stem_pool)
+    blocks = dilate(spec.blocks, spec.stem_stride, output_stride)
+    prefixes = spec.block_prefixes or (None,) * len(blocks)
+    for index, (row, prefix) in enumerate(zip(blocks, prefixes), start=spec.first_block_index):
+        x = build_block(x, row, spec.names.resolve(index, prefix), spec.bn)
     if spec.last_conv is not None:
         x = conv_bn_act(x, spec.last_conv, spec.bn)
     return x
