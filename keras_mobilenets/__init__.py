@@ -9,17 +9,27 @@ __version__ = "0.1.0"
 
 from keras_mobilenets import layers, profiling, specs
 from keras_mobilenets.backbone import StrideEndpoint, stride_endpoints
-from keras_mobilenets.layers import ChannelShuffle, HardSigmoid, HardSwish
-from keras_mobilenets.models import MobileNet, MobileNetV2, MobileNetV3Large, MobileNetV3Small
+from keras_mobilenets.layers import ChannelShuffle, ChannelSplit, HardSigmoid, HardSwish
+from keras_mobilenets.models import (
+    MobileNet,
+    MobileNetV2,
+    MobileNetV3Large,
+    MobileNetV3Small,
+    ShuffleNet,
+    ShuffleNetV2,
+)
 
 __all__ = [
     "ChannelShuffle",
+    "ChannelSplit",
     "HardSigmoid",
     "HardSwish",
     "MobileNet",
     "MobileNetV2",
     "MobileNetV3Large",
     "MobileNetV3Small",
+    "ShuffleNet",
+    "ShuffleNetV2",
     "StrideEndpoint",
     "layers",
     "profiling",

@@ -15,7 +15,7 @@ import re
 
 import keras
 
-from keras_mobilenets.blocks import build_block, conv_bn_act
+from keras_mobilenets.blocks import build_block, conv_bn_act, stem_pool
 from keras_mobilenets.specs import BLOCK_OUTPUT_PATTERNS
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -56,9 +56,12 @@ def apply_backbone(x, spec, output_stride=32):
         (None, 7, 7, 1280)
     """
     x = conv_bn_act(x, spec.stem, spec.bn)
-    blocks = dilate(spec.blocks, spec.stem.stride, output_stride)
-    for index, row in enumerate(blocks, start=spec.first_block_index):
-        x = build_block(x, row, spec.names.resolve(index), spec.bn)
+    if spec.stem_pool is not None:
+        x = stem_pool(x, spec.stem_pool)
+    blocks = dilate(spec.blocks, spec.stem_stride, output_stride)
+    prefixes = spec.block_prefixes or (None,) * len(blocks)
+    for index, (row, prefix) in enumerate(zip(blocks, prefixes), start=spec.first_block_index):
+        x = build_block(x, row, spec.names.resolve(index, prefix), spec.bn)
     if spec.last_conv is not None:
         x = conv_bn_act(x, spec.last_conv, spec.bn)
     return x
@@ -73,7 +76,7 @@ class StrideEndpoint:
         block: The last block output at this stride (e.g. MobileNetV3-Large's 40-channel
             ``expanded_conv_5_add`` at stride 8).
         last: The last layer computed at this stride (the next block's expansion, or the
-            final 1x1 convolution at the deepest stride).
+            final 1x1 convolution at the deepest stride); zero-padding layers are skipped.
     """
 
     stride: int
@@ -129,6 +132,7 @@ def stride_endpoints(model):
             continue
         stride_of[id(output)] = stride
         if not isinstance(layer, keras.layers.ZeroPadding2D):
+            # A padded map (before a strided convolution) is never what a head taps.
             last[stride] = layer.name
         if _BLOCK_OUTPUT.fullmatch(layer.name):
             endpoints[stride] = layer.name

@@ -11,7 +11,37 @@ import json
 
 import numpy as np
 
-PREPROCESSING_MODES = ("tf", "none")
+PREPROCESSING_MODES = ("tf", "torch", "none")
+
+# ImageNet channel statistics of pixels scaled to [0, 1] (RGB), used by "torch" mode.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def rescaling_arguments(mode):
+    """``(scale, offset)`` of a ``keras.layers.Rescaling`` that does ``preprocess_input``.
+
+    Args:
+        mode: ``"tf"`` or ``"torch"`` (see ``preprocess_input``).
+
+    Returns:
+        A float pair (``"tf"``) or a pair of per-channel lists (``"torch"``).
+
+    Raises:
+        ValueError: If ``mode`` is not ``"tf"`` or ``"torch"``.
+
+    Example:
+        >>> rescaling_arguments("tf")
+        (0.00784313725490196, -1.0)
+    """
+    if mode == "tf":
+        return 1.0 / 127.5, -1.0
+    if mode == "torch":
+        return (
+            [1.0 / (255.0 * std) for std in IMAGENET_STD],
+            [-mean / std for mean, std in zip(IMAGENET_MEAN, IMAGENET_STD)],
+        )
+    raise ValueError(f"`mode` must be 'tf' or 'torch', got {mode!r}.")
 
 
 def preprocess_input(x, mode="tf"):
@@ -19,8 +49,10 @@ def preprocess_input(x, mode="tf"):
 
     Args:
         x: Array or tensor of images, channels last, values in [0, 255].
-        mode: ``"tf"`` maps to [-1, 1] (MobileNet V1/V2 checkpoints); ``"none"`` returns
-            ``x`` unchanged (models that rescale inside, e.g. MobileNetV3).
+        mode: ``"tf"`` maps to [-1, 1] (MobileNet V1/V2 checkpoints); ``"torch"`` scales
+            to [0, 1] and normalises each RGB channel with the ImageNet mean and standard
+            deviation (ShuffleNet checkpoints, as torchvision's); ``"none"`` returns ``x``
+            unchanged (models that rescale inside, e.g. MobileNetV3).
 
     Returns:
         The preprocessed images (float32 for arrays).
@@ -38,6 +70,11 @@ def preprocess_input(x, mode="tf"):
         return x
     if isinstance(x, np.ndarray) or np.isscalar(x) or isinstance(x, (list, tuple)):
         x = np.asarray(x, dtype=np.float32)
+    scale, offset = rescaling_arguments(mode)
+    if mode == "torch":
+        scale = np.asarray(scale, dtype=np.float32)
+        offset = np.asarray(offset, dtype=np.float32)
+        return x * scale + offset
     return x / 127.5 - 1.0
 
 

@@ -65,6 +65,17 @@ VARIANTS = (
         {"minimalistic": True},
         2_056_848,
     ),
+    # ShuffleNet V1 (arXiv:1707.01083): MACs from Table 2 (g = 3) and Table 1 (g = 8).
+    Variant("shufflenet_g3_0.5", "ShuffleNet", {"groups": 3, "scale": 0.5}, None, None, 38),
+    Variant("shufflenet_g3_1.0", "ShuffleNet", {"groups": 3, "scale": 1.0}, None, None, 140),
+    Variant("shufflenet_g3_2.0", "ShuffleNet", {"groups": 3, "scale": 2.0}, None, None, 524),
+    Variant("shufflenet_g8_1.0", "ShuffleNet", {"groups": 8, "scale": 1.0}, None, None, 137),
+    # ShuffleNetV2 (arXiv:1807.11164): trainable parameters of torchvision's
+    # shufflenet_v2_x*, MACs from Table 5, top-1 of torchvision's x1.0 checkpoint.
+    Variant("shufflenet_v2_0.5", "ShuffleNetV2", {"scale": 0.5}, None, 1_366_792, 41),
+    Variant("shufflenet_v2_1.0", "ShuffleNetV2", {"scale": 1.0}, None, 2_278_604, 146, 69.4),
+    Variant("shufflenet_v2_1.5", "ShuffleNetV2", {"scale": 1.5}, None, 3_503_624, 299),
+    Variant("shufflenet_v2_2.0", "ShuffleNetV2", {"scale": 2.0}, None, 7_393_996, 591),
 )
 
 BY_NAME = {variant.name: variant for variant in VARIANTS}

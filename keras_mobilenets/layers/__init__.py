@@ -2,5 +2,6 @@
 
 from keras_mobilenets.layers.activations import HardSigmoid, HardSwish
 from keras_mobilenets.layers.channel_shuffle import ChannelShuffle
+from keras_mobilenets.layers.channel_split import ChannelSplit
 
-__all__ = ["ChannelShuffle", "HardSigmoid", "HardSwish"]
+__all__ = ["ChannelShuffle", "ChannelSplit", "HardSigmoid", "HardSwish"]

@@ -3,5 +3,13 @@
 from keras_mobilenets.models.mobilenet_v1 import MobileNet
 from keras_mobilenets.models.mobilenet_v2 import MobileNetV2
 from keras_mobilenets.models.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
+from keras_mobilenets.models.shufflenet import ShuffleNet, ShuffleNetV2
 
-__all__ = ["MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small"]
+__all__ = [
+    "MobileNet",
+    "MobileNetV2",
+    "MobileNetV3Large",
+    "MobileNetV3Small",
+    "ShuffleNet",
+    "ShuffleNetV2",
+]

@@ -8,6 +8,7 @@ import numbers
 
 import keras
 
+from keras_mobilenets import imagenet
 from keras_mobilenets import weights as weights_lib
 from keras_mobilenets.backbone import OUTPUT_STRIDES, apply_backbone
 
@@ -40,8 +41,9 @@ def check_rate(name, value):
 
 
 def check_choice(name, value, allowed):
-    """Raises ``ValueError`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
+    """Raises ``ValueError`` unless ``value`` is one of ``allowed`` (True is not 1)."""
+    is_bool = isinstance(value, bool) and not any(isinstance(a, bool) for a in allowed)
+    if is_bool or value not in allowed:
         raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}.")
 
 
@@ -159,7 +161,7 @@ def global_pooling(x, pooling):
 def build_model(
     spec, *, variant, input_shape, default_shape, include_top, weights, input_tensor, pooling,
     classes, classifier_activation, include_preprocessing, dropout_rate, output_stride, name,
-    default_name,
+    default_name, preprocessing="tf",
 ):
     """Assembles input, optional preprocessing, backbone and top into a ``keras.Model``.
 
@@ -170,6 +172,9 @@ def build_model(
         default_shape: Input shape used when neither ``input_shape`` nor ``input_tensor``
             is given.
         default_name: Model name used when ``name`` is None; may contain ``{rows}``.
+        preprocessing: What ``include_preprocessing`` adds, as a
+            ``imagenet.preprocess_input`` mode: ``"tf"`` ([0, 255] -> [-1, 1]) or
+            ``"torch"`` (ImageNet mean / standard deviation); one Rescaling layer either way.
         (the other arguments are the builders' own, already validated.)
 
     Returns:
@@ -185,7 +190,8 @@ def build_model(
     to_load = weights_lib.check_request(weights, request)
     inputs, x = make_input(input_shape, input_tensor, default_shape)
     if include_preprocessing:
-        x = keras.layers.Rescaling(scale=1.0 / 127.5, offset=-1.0, name="rescaling")(x)
+        scale, offset = imagenet.rescaling_arguments(preprocessing)
+        x = keras.layers.Rescaling(scale=scale, offset=offset, name="rescaling")(x)
     x = apply_backbone(x, spec, output_stride=output_stride)
     if include_top:
         x = classification_top(

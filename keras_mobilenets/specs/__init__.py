@@ -1,13 +1,22 @@
 """Architectures as data (no Keras imports): block rows, scaling and one table per family."""
 
-from keras_mobilenets.specs import mobilenet_v1, mobilenet_v2, mobilenet_v3
+from keras_mobilenets.specs import (
+    mobilenet_v1,
+    mobilenet_v2,
+    mobilenet_v3,
+    shufflenet_v1,
+    shufflenet_v2,
+)
 from keras_mobilenets.specs.block_spec import (
     BackboneSpec,
     BatchNormSpec,
     BlockNames,
     ConvSpec,
     InvertedResidualSpec,
+    PoolSpec,
     SeparableSpec,
+    ShuffleUnitSpec,
+    ShuffleV2UnitSpec,
     TopSpec,
 )
 from keras_mobilenets.specs.scaling import make_divisible, scale_width
@@ -17,4 +26,6 @@ BLOCK_OUTPUT_PATTERNS = (
     mobilenet_v1.BLOCK_OUTPUT_PATTERN,
     mobilenet_v2.BLOCK_OUTPUT_PATTERN,
     mobilenet_v3.BLOCK_OUTPUT_PATTERN,
+    shufflenet_v1.BLOCK_OUTPUT_PATTERN,
+    shufflenet_v2.BLOCK_OUTPUT_PATTERN,
 )

@@ -36,6 +36,9 @@ class ConvSpec:
     """A convolution + batch norm + activation (stems and last 1x1 convolutions).
 
     ``names`` are the three layer names (convolution, batch norm, activation).
+    ``pad_name`` set: a strided convolution pads ``kernel // 2`` on every side with a
+    ZeroPadding2D of that name, then convolves "valid" (PyTorch-style symmetric padding,
+    as the ShuffleNet checkpoints expect); empty: "same" padding (TF-style).
     """
 
     filters: int
@@ -43,6 +46,7 @@ class ConvSpec:
     stride: int
     act: str
     names: tuple
+    pad_name: str = ""
 
     def __post_init__(self):
         for field in ("filters", "kernel", "stride"):
@@ -104,6 +108,91 @@ class InvertedResidualSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class PoolSpec:
+    """A stem pooling after the stem convolution (ShuffleNet's 3x3 stride-2 max-pool).
+
+    Pads ``pool // 2`` zeros on every side (layer ``names[0]``), then max-pools "valid"
+    (layer ``names[1]``). Zero padding equals PyTorch's -inf padding because the stem ends
+    with a ReLU (non-negative values).
+    """
+
+    pool: int
+    stride: int
+    names: tuple
+
+    def __post_init__(self):
+        for field in ("pool", "stride"):
+            _check_positive_int("PoolSpec", field, getattr(self, field))
+        if len(self.names) != 2:
+            raise ValueError(f"PoolSpec: `names` must hold 2 layer names, got {self.names!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShuffleUnitSpec:
+    """ShuffleNet V1 unit (arXiv:1707.01083, Figure 2 b/c).
+
+    Grouped 1x1 (``bottleneck`` channels, BN, ReLU) -> channel shuffle -> 3x3 depthwise
+    (BN, no ReLU) -> grouped 1x1 (BN). A plain unit adds the input and applies ReLU; a
+    ``downsample`` unit concatenates a 3x3 average-pooled shortcut (the unit's 1x1 then
+    produces ``out`` minus the input channels) and applies ReLU. ``group_first=False``
+    makes the first 1x1 a dense convolution (the first unit of stage 2, whose input is
+    narrow); the shuffle is then skipped, as there is nothing to mix. ``out`` is the
+    unit's total output width.
+    """
+
+    out: int
+    groups: int
+    bottleneck: int
+    stride: int = 1
+    downsample: bool = False
+    group_first: bool = True
+    kernel: int = 3
+    dilation: int = 1
+
+    def __post_init__(self):
+        for field in ("out", "groups", "bottleneck", "stride", "kernel", "dilation"):
+            _check_positive_int("ShuffleUnitSpec", field, getattr(self, field))
+        for field in ("out", "bottleneck"):
+            if getattr(self, field) % self.groups:
+                raise ValueError(
+                    f"ShuffleUnitSpec: `{field}` ({getattr(self, field)}) must be divisible by "
+                    f"`groups` ({self.groups})."
+                )
+        if self.stride > 1 and not self.downsample:
+            raise ValueError("ShuffleUnitSpec: a unit with `stride` > 1 must be `downsample`.")
+        if self.stride > 1 and self.dilation > 1:
+            raise ValueError("ShuffleUnitSpec: `stride` and `dilation` cannot both exceed 1.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShuffleV2UnitSpec:
+    """ShuffleNetV2 unit (arXiv:1807.11164, Figure 3 c/d).
+
+    ``split=True`` (basic unit): the input's first half passes unchanged, the second half
+    goes through 1x1 (BN, ReLU) -> 3x3 depthwise (BN) -> 1x1 (BN, ReLU); the halves are
+    concatenated and shuffled with 2 groups. ``split=False`` (the stride-2 unit): no
+    split; a second branch 3x3 depthwise (BN) -> 1x1 (BN, ReLU) replaces the identity,
+    so the unit can change the width. Each branch produces ``out // 2`` channels.
+    """
+
+    out: int
+    stride: int = 1
+    split: bool = True
+    kernel: int = 3
+    dilation: int = 1
+
+    def __post_init__(self):
+        for field in ("out", "stride", "kernel", "dilation"):
+            _check_positive_int("ShuffleV2UnitSpec", field, getattr(self, field))
+        if self.out % 2:
+            raise ValueError(f"ShuffleV2UnitSpec: `out` must be even, got {self.out!r}.")
+        if self.stride > 1 and self.split:
+            raise ValueError("ShuffleV2UnitSpec: a unit with `stride` > 1 cannot `split`.")
+        if self.stride > 1 and self.dilation > 1:
+            raise ValueError("ShuffleV2UnitSpec: `stride` and `dilation` cannot both exceed 1.")
+
+
+@dataclasses.dataclass(frozen=True)
 class TopSpec:
     """Classification top, as keras.applications builds it for the family.
 
@@ -153,10 +242,27 @@ class BlockNames:
     project_bn: str = ""
     project_act: str = ""
     add: str = ""
+    split: str = ""
+    split_identity: str = ""
+    shortcut_pad: str = ""
+    shortcut_pool: str = ""
+    shortcut_depthwise: str = ""
+    shortcut_depthwise_bn: str = ""
+    shortcut_project: str = ""
+    shortcut_project_bn: str = ""
+    shortcut_project_act: str = ""
+    concat: str = ""
+    shuffle: str = ""
+    output_act: str = ""
 
-    def resolve(self, index):
-        """Returns ``{field: layer name}`` for block ``index``."""
-        prefix = (self.first_prefix if index == 0 else self.prefix).format(i=index)
+    def resolve(self, index, prefix=None):
+        """Returns ``{field: layer name}`` for block ``index``.
+
+        ``prefix``, when given, replaces ``first_prefix`` / ``prefix`` (families whose
+        block names count per stage, e.g. ``stage3_2_``).
+        """
+        if prefix is None:
+            prefix = (self.first_prefix if index == 0 else self.prefix).format(i=index)
         return {
             field.name: getattr(self, field.name).format(prefix=prefix, i=index)
             for field in dataclasses.fields(self)
@@ -166,7 +272,11 @@ class BlockNames:
 
 @dataclasses.dataclass(frozen=True)
 class BackboneSpec:
-    """A whole backbone: stem, blocks (absolute widths), last conv, naming and top."""
+    """A whole backbone: stem, blocks (absolute widths), last conv, naming and top.
+
+    ``stem_pool`` is an optional pooling after the stem convolution. ``block_prefixes``,
+    when set, holds one name prefix per block (see ``BlockNames.resolve``).
+    """
 
     family: str
     stem: ConvSpec
@@ -176,11 +286,27 @@ class BackboneSpec:
     top: TopSpec
     last_conv: Optional[ConvSpec] = None
     first_block_index: int = 0
+    stem_pool: Optional[PoolSpec] = None
+    block_prefixes: Optional[tuple] = None
+
+    def __post_init__(self):
+        if self.block_prefixes is not None and len(self.block_prefixes) != len(self.blocks):
+            raise ValueError(
+                f"BackboneSpec: `block_prefixes` holds {len(self.block_prefixes)} prefixes for "
+                f"{len(self.blocks)} blocks."
+            )
+
+    @property
+    def stem_stride(self):
+        """Output stride of the stem (convolution and optional pooling)."""
+        return self.stem.stride * (self.stem_pool.stride if self.stem_pool else 1)
 
 
-def conv(filters, *, k=3, s=1, act="relu6", names):
+def conv(filters, *, k=3, s=1, act="relu6", names, pad_name=""):
     """Keyword helper for a :class:`ConvSpec` row."""
-    return ConvSpec(filters=filters, kernel=k, stride=s, act=act, names=tuple(names))
+    return ConvSpec(
+        filters=filters, kernel=k, stride=s, act=act, names=tuple(names), pad_name=pad_name
+    )
 
 
 def dws(out, *, s=1, k=3):
@@ -198,3 +324,29 @@ def ir(*, k, exp, out, act, s=1, se=False):
     return InvertedResidualSpec(
         kernel=k, exp=exp, out=out, act=act, stride=s, se_ratio=0.25 if se else 0.0
     )
+
+
+def shuffle_v1(out, *, g, s=1, group_first=True):
+    """Keyword helper for a ShuffleNet V1 :class:`ShuffleUnitSpec` row.
+
+    The bottleneck is 1/4 of the unit's output width (arXiv:1707.01083, section 3.3);
+    stride-2 units are the concatenating ``downsample`` units.
+
+    Example:
+        >>> shuffle_v1(240, g=3, s=2).bottleneck
+        60
+    """
+    return ShuffleUnitSpec(
+        out=out, groups=g, bottleneck=out // 4, stride=s, downsample=s > 1,
+        group_first=group_first,
+    )
+
+
+def shuffle_v2(out, *, s=1):
+    """Keyword helper for a :class:`ShuffleV2UnitSpec` row; stride-2 units do not split.
+
+    Example:
+        >>> shuffle_v2(116, s=2).split
+        False
+    """
+    return ShuffleV2UnitSpec(out=out, stride=s, split=s == 1)

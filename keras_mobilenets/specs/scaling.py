@@ -2,8 +2,9 @@
 
 MobileNet V1 scales widths by truncation (``int(c * alpha)``, Howard et al. 2017,
 arXiv:1704.04861); MobileNetV2 (arXiv:1801.04381) truncates and then rounds to a
-multiple of 8; MobileNetV3 (arXiv:1905.02244) rounds the scaled value to a multiple of 8.
-Every rounding keeps at least 90% of the requested channels.
+multiple of 8; MobileNetV3 (arXiv:1905.02244) rounds the scaled value to a multiple of 8;
+ShuffleNet V1 (arXiv:1707.01083) rounds to a multiple of what its grouped convolutions
+need (``divisor``). Every rounding keeps at least 90% of the requested channels.
 """
 
 import dataclasses
@@ -34,14 +35,16 @@ def make_divisible(value, divisor=8, min_value=None):
     return rounded
 
 
-def scale_width(channels, alpha, rounding):
+def scale_width(channels, alpha, rounding, divisor=8):
     """Scales a channel count by the width multiplier ``alpha``.
 
     Args:
         channels: Channels at width 1.0 (the paper's table value).
         alpha: Width multiplier, > 0.
         rounding: One of ``WIDTH_ROUNDING``: ``"truncate"`` (MobileNet V1),
-            ``"truncate_then_divisible"`` (MobileNetV2) or ``"divisible"`` (MobileNetV3).
+            ``"truncate_then_divisible"`` (MobileNetV2) or ``"divisible"`` (MobileNetV3,
+            ShuffleNet V1).
+        divisor: The multiple the two divisible roundings round to.
 
     Returns:
         The scaled channel count as an int.
@@ -56,9 +59,9 @@ def scale_width(channels, alpha, rounding):
     if rounding == "truncate":
         return int(channels * alpha)
     if rounding == "truncate_then_divisible":
-        return make_divisible(int(channels * alpha))
+        return make_divisible(int(channels * alpha), divisor)
     if rounding == "divisible":
-        return make_divisible(channels * alpha)
+        return make_divisible(channels * alpha, divisor)
     raise ValueError(f"`rounding` must be one of {WIDTH_ROUNDING}, got {rounding!r}.")
 
 
