@@ -64,8 +64,13 @@ def test_preprocess_input_modes():
     np.testing.assert_allclose(imagenet.preprocess_input([0.0, 127.5, 255.0]), [-1, 0, 1])
     x = np.array([3.0])
     assert imagenet.preprocess_input(x, mode="none") is x
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    pixel = np.array([[10.0, 128.0, 250.0]])
+    np.testing.assert_allclose(
+        imagenet.preprocess_input(pixel, mode="torch"), (pixel / 255.0 - mean) / std, rtol=1e-5
+    )
     with pytest.raises(ValueError, match="`mode` must be one of"):
-        imagenet.preprocess_input(x, mode="torch")
+        imagenet.preprocess_input(x, mode="caffe")
 
 
 def test_shared_data_location():

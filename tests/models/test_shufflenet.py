@@ -208,10 +208,11 @@ def test_v2_bad_arguments(kwargs, message):
         ShuffleNetV2(**kwargs)
 
 
-def test_imagenet_weights_go_through_the_weights_module():
-    # The weights registry is not there yet: its check refuses "imagenet" before building.
-    with pytest.raises(NotImplementedError):
-        ShuffleNetV2(weights="imagenet")
+@pytest.mark.parametrize("build", [lambda: ShuffleNetV2(weights="imagenet"),
+                                   lambda: ShuffleNet(groups=3, weights="imagenet")])
+def test_imagenet_weights_list_the_variants_that_have_them(build):
+    with pytest.raises(ValueError, match=r"no published ImageNet weights.*MobileNetV3Small"):
+        build()
 
 
 def test_weights_file_loads(tmp_path):
