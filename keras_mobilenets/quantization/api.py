@@ -47,6 +47,8 @@ def quantize_model(model):
     def annotate(layer):
         if isinstance(layer, tf_keras.layers.InputLayer):
             return layer
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            _check_batch_norm_input(layer, tf_keras)
         config = configs.config_for(layer)
         if config is None and not (
             registry.supports(layer) or isinstance(layer, tf_keras.layers.BatchNormalization)
@@ -60,6 +62,22 @@ def quantize_model(model):
     annotated = tf_keras.models.clone_model(float_model, clone_function=annotate)
     with tfmot_keras.quantize_scope(configs.custom_objects()):
         return tfmot_keras.quantize_apply(annotated)
+
+
+def _check_batch_norm_input(layer, tf_keras):
+    """tfmot folds BatchNormalization into a preceding conv / dense; it has no other config."""
+    folding = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)
+    for node in layer.inbound_nodes:
+        inbound_layers = node.inbound_layers
+        if not isinstance(inbound_layers, list):
+            inbound_layers = [inbound_layers]
+        for inbound in inbound_layers:
+            if not isinstance(inbound, folding):
+                raise ValueError(
+                    f"Cannot quantize BatchNormalization {layer.name!r}: it follows "
+                    f"{inbound.name!r} ({type(inbound).__name__}); tfmot only quantizes a batch "
+                    "norm right after a Conv2D, DepthwiseConv2D or Dense layer."
+                )
 
 
 def _check_path(path):

@@ -38,9 +38,9 @@ _TWINS = {
 }
 SUPPORTED_LAYERS = tuple(sorted(_STANDARD + _OURS))
 
-# Activations that tfmot's default 8-bit scheme can quantize (in Activation layers and as
-# the `activation` of Conv2D / DepthwiseConv2D / Dense).
-SUPPORTED_ACTIVATIONS = ("linear", "relu", "relu6", "sigmoid", "softmax", "tanh")
+# Activations that tfmot's default 8-bit scheme can quantize both in Activation layers and
+# as the `activation` of Conv2D / DepthwiseConv2D / Dense (for ReLU6 use ReLU(6.0)).
+SUPPORTED_ACTIVATIONS = ("linear", "relu", "sigmoid", "softmax", "tanh")
 
 # Config keys that only Keras 3 has, with the value meaning "feature not used"; any other
 # value (a LoRA rank, a Keras 3 quantization config) has no tf_keras equivalent.

@@ -7,11 +7,15 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_mobilenets as km
 from keras_mobilenets.quantization import load_qat_model, quantize_model, save_qat_model
-from tests.quantization.test_quantize import (
+
+pytest.importorskip("tf_keras")
+pytest.importorskip("tensorflow_model_optimization")
+litert = pytest.importorskip("ai_edge_litert.interpreter")
+
+from tests.quantization.helpers import (  # noqa: E402
     assert_int8_graph,
     assert_same_float_weights,
     convert_int8,
@@ -20,10 +24,6 @@ from tests.quantization.test_quantize import (
     op_report,
     run_tflite,
 )
-
-pytest.importorskip("tf_keras")
-pytest.importorskip("tensorflow_model_optimization")
-
 from keras_mobilenets.quantization import layers as twins  # noqa: E402
 from keras_mobilenets.quantization import translate  # noqa: E402
 from keras_mobilenets.quantization._tf_keras import tf_keras  # noqa: E402
@@ -93,7 +93,8 @@ def test_tiny_shufflenet_style_model_quantizes_and_runs_in_int8():
     losses = [float(qat_model.train_on_batch(batch, labels)) for _ in range(3)]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
 
-    runner = interpreter(convert_int8(qat_model))
+    flatbuffer = convert_int8(qat_model)
+    runner = interpreter(flatbuffer)
     report = op_report(runner)
     assert_int8_graph(report)
     grouped = [
@@ -105,6 +106,10 @@ def test_tiny_shufflenet_style_model_quantizes_and_runs_in_int8():
     expected = qat_model(batch[:2], training=False).numpy()
     scale = runner.get_output_details()[0]["quantization"][0]
     np.testing.assert_allclose(logits, expected, atol=4 * scale + 0.05 * np.abs(expected).max())
+    # The default runtime (XNNPACK delegate, which takes grouped int8 convs) agrees.
+    delegated = litert.Interpreter(model_content=flatbuffer)
+    delegated.allocate_tensors()
+    np.testing.assert_allclose(run_tflite(delegated, batch[:2]), logits, atol=2 * scale)
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -174,6 +179,11 @@ def test_unsupported_layers_are_named():
     z = keras.layers.Conv2D(4, 3, activation="elu", name="elu_conv")(inputs)
     with pytest.raises(ValueError, match="'elu_conv' of type Conv2D: activation 'elu'"):
         quantize_model(keras.Model(inputs, z))
+
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(inputs)
+    v = keras.layers.BatchNormalization(name="head_bn")(pooled)
+    with pytest.raises(ValueError, match="BatchNormalization 'head_bn': it follows 'pool'"):
+        quantize_model(keras.Model(inputs, keras.layers.Dense(2, name="fc")(v)))
 
     seq = keras.Sequential([keras.layers.Dense(2)], name="inner_seq")
     w = seq(keras.layers.Flatten()(inputs))
