@@ -7,7 +7,6 @@ tf_keras and tfmot are imported inside the functions, so importing this module (
 import os
 
 
-
 def quantize_model(model):
     """Returns a quantization-aware (QAT) tf_keras copy of a Keras 3 functional model.
 

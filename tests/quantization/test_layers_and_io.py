@@ -82,6 +82,7 @@ def test_translation_is_exact_in_float():
     assert [layer.name for layer in twin.layers] == [layer.name for layer in model.layers]
 
 
+@pytest.mark.slow
 def test_tiny_shufflenet_style_model_quantizes_and_runs_in_int8():
     model = tiny_model()
     qat_model = quantize_model(model)

@@ -23,6 +23,8 @@ from tests.quantization.helpers import (  # noqa: E402
     run_tflite,
 )
 
+pytestmark = pytest.mark.slow  # every test here quantizes a full MobileNet (5-20 s each)
+
 SIZE = 64
 CLASSES = 5
 VARIANTS = {
@@ -42,6 +44,8 @@ VARIANTS = {
         input_shape=(SIZE, SIZE, 3), minimalistic=True, classes=CLASSES
     ),
 }
+
+
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def variant(request):
     """(name, float Keras 3 model with random BN statistics, its QAT model).
