@@ -1,0 +1,153 @@
+"""QuantizeConfigs for the layers tfmot's default 8-bit registry does not cover.
+
+Which layers need one, and why:
+
+* ``HardSwish``: our own layer; the converter fuses it into one HARD_SWISH op, which
+  runs in int8 given a range for its output, so its *output* is quantized.
+* ``HardSigmoid``: our own layer, converted to ADD(+3, fused RELU6) then MUL(1/6); each
+  needs an output range, so both ``relu6(x + 3)`` (the twin's ``inner`` point) and the
+  output are quantized.
+* ``Multiply`` (squeeze-and-excitation gate): a two-input op like ``Add`` (which the
+  registry covers with an output quantizer); int8 MUL needs an output range.
+* ``Rescaling`` (``include_preprocessing``): the input's affine map, converted to MUL
+  then ADD; like HardSigmoid both ``x * scale`` and the output are quantized, so the
+  whole graph from the (quantized) input on runs in int8.
+* ``ChannelShuffle``: a pure data move (RESHAPE, TRANSPOSE, RESHAPE), which int8 TFLite
+  runs with the input's scale and zero point; it gets no quantizer at all, so the range
+  of its input carries through unchanged.
+
+Example:
+    >>> from keras_mobilenets.quantization.configs import config_for
+    >>> config_for(tf_keras.layers.Multiply())  # an OutputQuantizeConfig
+"""
+
+from keras_mobilenets.quantization import layers
+from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
+
+
+def _activation_quantizer():
+    # tfmot's default 8-bit settings for activations, which match TFLite's int8 format.
+    return tfmot_keras.quantizers.MovingAverageQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+    )
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class OutputQuantizeConfig(tfmot_keras.QuantizeConfig):
+    """Quantizes only the layer's output: 8 bits, per tensor, asymmetric, moving average.
+
+    These are the settings tfmot's default 8-bit scheme uses for activations (e.g. after
+    ``Add``).
+
+    Example:
+        >>> annotated = tfmot.quantization.keras.quantize_annotate_layer(
+        ...     HardSwish(), quantize_config=OutputQuantizeConfig())
+    """
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [_activation_quantizer()]
+
+    def get_config(self):
+        return {}
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class InnerAndOutputQuantizeConfig(OutputQuantizeConfig):
+    """Quantizes a twin layer's ``inner`` point (see ``quantization.layers``) and its output.
+
+    Example:
+        >>> annotated = tfmot.quantization.keras.quantize_annotate_layer(
+        ...     HardSigmoid(), quantize_config=InnerAndOutputQuantizeConfig())
+    """
+
+    def get_activations_and_quantizers(self, layer):
+        return [(layer.inner, _activation_quantizer())]
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        (layer.inner,) = quantize_activations
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class PassThroughQuantizeConfig(tfmot_keras.QuantizeConfig):
+    """No quantizer: for layers that only move data, so their input's range carries over.
+
+    Example:
+        >>> annotated = tfmot.quantization.keras.quantize_annotate_layer(
+        ...     ChannelShuffle(groups=2), quantize_config=PassThroughQuantizeConfig())
+    """
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}
+
+
+_CONFIG_BY_CLASS = {
+    layers.HardSwish: OutputQuantizeConfig,
+    layers.HardSigmoid: InnerAndOutputQuantizeConfig,
+    layers.QATRescaling: InnerAndOutputQuantizeConfig,
+    layers.ChannelShuffle: PassThroughQuantizeConfig,
+    tf_keras.layers.Multiply: OutputQuantizeConfig,
+}
+
+
+def config_for(layer):
+    """Returns a new QuantizeConfig for a tf_keras layer, or None to use tfmot's default.
+
+    Args:
+        layer: A layer of the tf_keras model built by ``translate.to_tf_keras``.
+
+    Returns:
+        A ``tfmot.quantization.keras.QuantizeConfig`` or None.
+
+    Example:
+        >>> config_for(tf_keras.layers.Conv2D(8, 3)) is None  # tfmot's default applies
+        True
+    """
+    config_class = _CONFIG_BY_CLASS.get(type(layer))
+    return None if config_class is None else config_class()
+
+
+def custom_objects():
+    """Everything tf_keras needs to deserialize a QAT model built by this package.
+
+    Example:
+        >>> with tfmot.quantization.keras.quantize_scope(custom_objects()):
+        ...     model = tf_keras.models.load_model("qat.keras")
+    """
+    objects = {
+        "OutputQuantizeConfig": OutputQuantizeConfig,
+        "InnerAndOutputQuantizeConfig": InnerAndOutputQuantizeConfig,
+        "PassThroughQuantizeConfig": PassThroughQuantizeConfig,
+        "HardSwish": layers.HardSwish,
+        "HardSigmoid": layers.HardSigmoid,
+        "ChannelShuffle": layers.ChannelShuffle,
+        "QATRescaling": layers.QATRescaling,
+    }
+    objects.update({f"keras_mobilenets>{name}": obj for name, obj in list(objects.items())})
+    return objects

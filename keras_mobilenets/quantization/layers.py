@@ -1,0 +1,118 @@
+"""tf_keras twins of the package's custom layers, and of Keras' Rescaling (QATRescaling).
+
+tfmot builds QAT models in tf_keras (Keras 2), so ``quantize_model`` rebuilds each of our
+Keras 3 layers (HardSigmoid, HardSwish, ChannelShuffle) as its twin here: same formula,
+same config keys, registered for tf_keras serialization under the same
+``keras_mobilenets>`` names.
+
+HardSigmoid and Rescaling are two elementwise ops each (add then multiply, multiply then
+add). An int8 TFLite graph needs a range for the tensor between the two, so their twins
+pass it through ``self.inner``: the identity in the float model, replaced by a fake-quant
+by their QuantizeConfig (see ``configs.InnerAndOutputQuantizeConfig``).
+"""
+
+import tensorflow as tf
+
+from keras_mobilenets.quantization._tf_keras import tf_keras
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class HardSigmoid(tf_keras.layers.Layer):
+    """tf_keras twin of ``keras_mobilenets.layers.HardSigmoid``: ``relu6(x + 3) / 6``.
+
+    ``inner`` (identity until quantized) sees ``relu6(x + 3)``.
+
+    Example:
+        >>> HardSigmoid()(tf.constant([-4.0, 0.0, 4.0]))  # -> [0.0, 0.5, 1.0]
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = tf_keras.activations.linear
+
+    def call(self, inputs):
+        return self.inner(tf.nn.relu6(inputs + 3.0)) * (1.0 / 6.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class HardSwish(tf_keras.layers.Layer):
+    """tf_keras twin of ``keras_mobilenets.layers.HardSwish``: ``x * relu6(x + 3) / 6``.
+
+    Example:
+        >>> HardSwish()(tf.constant([-4.0, 1.0, 4.0]))  # -> [0.0, 0.6667, 4.0]
+    """
+
+    def call(self, inputs):
+        return inputs * (tf.nn.relu6(inputs + 3.0) * (1.0 / 6.0))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class ChannelShuffle(tf_keras.layers.Layer):
+    """tf_keras twin of ``keras_mobilenets.layers.ChannelShuffle``.
+
+    Args:
+        groups: Number of groups, a positive int dividing the channel count.
+
+    Example:
+        >>> ChannelShuffle(groups=2)(tf.reshape(tf.range(4.0), (1, 1, 1, 4)))  # [0, 2, 1, 3]
+    """
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+            raise ValueError(f"ChannelShuffle: `groups` must be a positive int, got {groups!r}.")
+        self.groups = groups
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        channels = inputs.shape[-1]
+        x = tf.reshape(inputs, (-1, shape[1], shape[2], self.groups, channels // self.groups))
+        x = tf.transpose(x, (0, 1, 2, 4, 3))
+        return tf.reshape(x, (-1, shape[1], shape[2], channels))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class QATRescaling(tf_keras.layers.Layer):
+    """Twin of ``keras.layers.Rescaling`` for QAT: ``x * scale + offset``.
+
+    Its own class name, so that loading a saved QAT model never confuses it with
+    tf_keras' Rescaling. Same config as that layer; ``inner`` (identity until quantized) sees
+    ``x * scale``.
+
+    Args:
+        scale: The factor, a float or a per-channel list.
+        offset: The offset, a float or a per-channel list.
+
+    Example:
+        >>> QATRescaling(scale=1 / 127.5, offset=-1.0)(tf.constant([0.0, 255.0]))  # [-1, 1]
+    """
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+        self.offset = offset
+        self.inner = tf_keras.activations.linear
+
+    def call(self, inputs):
+        inputs = tf.cast(inputs, self.compute_dtype)
+        scale = tf.cast(self.scale, self.compute_dtype)
+        offset = tf.cast(self.offset, self.compute_dtype)
+        return self.inner(inputs * scale) + offset
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}

@@ -1,0 +1,125 @@
+"""quantize_model on every MobileNet variant: weights, agreement, training, int8 TFLite."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_mobilenets as km
+from keras_mobilenets.quantization import quantize_model
+from tests.helpers import randomize_batch_norm
+
+pytest.importorskip("tf_keras")
+pytest.importorskip("tensorflow_model_optimization")
+pytest.importorskip("ai_edge_litert")
+
+from keras_mobilenets.quantization._tf_keras import tf_keras  # noqa: E402
+from tests.quantization.helpers import (  # noqa: E402
+    assert_int8_graph,
+    assert_same_float_weights,
+    convert_int8,
+    images,
+    interpreter,
+    op_report,
+    run_tflite,
+)
+
+pytestmark = pytest.mark.slow  # every test here quantizes a full MobileNet (5-20 s each)
+
+SIZE = 64
+CLASSES = 5
+VARIANTS = {
+    "mobilenet_v1_0.25": lambda: km.MobileNet(
+        input_shape=(SIZE, SIZE, 3), alpha=0.25, classes=CLASSES
+    ),
+    "mobilenet_v2_0.35": lambda: km.MobileNetV2(
+        input_shape=(SIZE, SIZE, 3), alpha=0.35, classes=CLASSES
+    ),
+    "mobilenet_v3_small": lambda: km.MobileNetV3Small(
+        input_shape=(SIZE, SIZE, 3), classes=CLASSES
+    ),
+    "mobilenet_v3_large": lambda: km.MobileNetV3Large(
+        input_shape=(SIZE, SIZE, 3), classes=CLASSES
+    ),
+    "mobilenet_v3_small_minimalistic": lambda: km.MobileNetV3Small(
+        input_shape=(SIZE, SIZE, 3), minimalistic=True, classes=CLASSES
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def variant(request):
+    """(name, float Keras 3 model with random BN statistics, its QAT model).
+
+    Shared by the tests of one variant; the training test (defined last) changes the
+    QAT model's weights, so the weight and agreement tests run before it.
+    """
+    keras.utils.set_random_seed(0)
+    model = VARIANTS[request.param]()
+    randomize_batch_norm(model)
+    return request.param, model, quantize_model(model)
+
+
+def test_float_weights_are_copied(variant):
+    _, model, qat_model = variant
+    assert isinstance(qat_model, tf_keras.Model)
+    assert assert_same_float_weights(model, qat_model) > 10
+
+
+def test_untrained_qat_features_follow_the_float_model(variant):
+    """Before training, QAT features differ from float ones by quantization noise only.
+
+    Compared on the last feature map (input of ``avg_pool``), which is input dependent
+    (the random-weight logits are nearly the same for every image, so argmax agreement
+    would test nothing). The untrained QAT model quantizes every activation with its
+    initial range [-6, 6] (8-bit step 0.047) instead of calibrated ranges, and errors
+    accumulate over 30-60 layers: measured correlations are 0.93-0.99, so > 0.9 leaves a
+    margin while a wrong weight, a missing layer or a swapped input would give ~0.
+    """
+    _, model, qat_model = variant
+    float_features = keras.Model(model.input, model.get_layer("avg_pool").input)
+    qat_features = tf_keras.Model(qat_model.input, qat_model.get_layer("quant_avg_pool").input)
+    batch = images()
+    expected = np.asarray(float_features(batch)).ravel()
+    actual = qat_features(batch, training=False).numpy().ravel()
+    assert np.corrcoef(expected, actual)[0, 1] > 0.9
+
+
+def test_qat_trains_and_converts_to_int8(variant):
+    name, _, qat_model = variant
+    qat_model.compile(
+        optimizer=tf_keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        run_eagerly=True,  # 3 steps: tracing the train function would cost more
+    )
+    batch = images()
+    labels = np.arange(len(batch)) % CLASSES
+    losses = [float(qat_model.train_on_batch(batch, labels)) for _ in range(3)]
+    assert np.all(np.isfinite(losses)), losses
+    assert losses[-1] < losses[0], (name, losses)
+
+    runner = interpreter(convert_int8(qat_model))
+    assert runner.get_input_details()[0]["dtype"] == np.int8
+    assert runner.get_output_details()[0]["dtype"] == np.int8
+    assert_int8_graph(op_report(runner))
+    probabilities = run_tflite(runner, batch[:2])
+    expected = qat_model(batch[:2], training=False).numpy()
+    # int8 softmax output has a step of 1/256; the rest is integer-arithmetic rounding.
+    np.testing.assert_allclose(probabilities, expected, atol=0.05)
+
+
+def test_nested_backbone_with_user_head():
+    backbone = km.MobileNetV2(input_shape=(SIZE, SIZE, 3), alpha=0.35, include_top=False)
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = backbone(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = keras.layers.Dropout(0.1, name="head_dropout")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="head_logits")(x)
+    model = keras.Model(inputs, outputs, name="user_model")
+
+    qat_model = quantize_model(model)
+
+    names = {layer.name for layer in qat_model.layers}
+    assert {"quant_block_16_project", "quant_head_logits", "quant_head_dropout"} <= names
+    assert assert_same_float_weights(model, qat_model) > 10
+    batch = images(batch=2)
+    assert qat_model(batch).shape == (2, 3)
