@@ -8,9 +8,12 @@ of silently falling back to the Keras 2 path and (b) the graph is fully static (
 SHAPE/PACK ops for a dynamic batch). The converter keeps fused ops: hard-swish becomes
 HARD_SWISH and ReLU6 is fused into CONV_2D / DEPTHWISE_CONV_2D.
 
-tf_keras (Keras 2) models, e.g. tensorflow-model-optimization QAT models, go through
-``TFLiteConverter.from_keras_model``, the path tfmot documents; a QAT model is recognised by
-its tfmot quantize layers and needs no representative data for "int8".
+tf_keras (Keras 2) models, e.g. tensorflow-model-optimization QAT models, are traced
+(``model(x, training=False)`` for a batch of 1) into a concrete function that the converter
+reads with ``from_concrete_functions``: the same ops and int8 outputs as tfmot's documented
+``from_keras_model`` (checked on MobileNet 0.25), without its dynamic-batch SHAPE/PACK ops
+and ~6x faster (it exports a whole SavedModel first). A QAT model is recognised by its tfmot
+quantize layers and needs no representative data for "int8".
 """
 
 import functools
@@ -130,6 +133,20 @@ def _keras3_converter(model, export_dir):
     return tf.lite.TFLiteConverter.from_saved_model(export_dir)
 
 
+def _tf_keras_converter(model):
+    """A converter reading ``model(x, training=False)`` traced for a batch of 1."""
+    specs = _fixed_input_specs(model)
+    holder = tf.Module()
+    holder.model_variables = list(model.variables)
+    holder.serve = tf.function(
+        lambda *inputs: model(inputs[0] if len(inputs) == 1 else list(inputs), training=False),
+        input_signature=specs,
+    )
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [holder.serve.get_concrete_function()], holder
+    )
+
+
 def to_tflite(
     model, path=None, *, quantization=None, representative_data=None, io_dtype=None,
     int8_hard_swish="int8",
@@ -195,8 +212,7 @@ def to_tflite(
 
     with tempfile.TemporaryDirectory(prefix="keras_mobilenets_export_") as export_dir:
         if tf_keras_model:
-            _fixed_input_specs(model)  # same error for unknown spatial sizes
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            converter = _tf_keras_converter(model)
         else:
             converter = _keras3_converter(model, export_dir)
         if quantization is not None:

@@ -15,14 +15,11 @@ pytest.importorskip("tf_keras")
 pytest.importorskip("tensorflow_model_optimization")
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 
+from keras_mobilenets import export  # noqa: E402
 from tests.quantization.helpers import (  # noqa: E402
     assert_int8_graph,
     assert_same_float_weights,
-    convert_int8,
     images,
-    interpreter,
-    op_report,
-    run_tflite,
 )
 from keras_mobilenets.quantization import layers as twins  # noqa: E402
 from keras_mobilenets.quantization import translate  # noqa: E402
@@ -94,23 +91,23 @@ def test_tiny_shufflenet_style_model_quantizes_and_runs_in_int8():
     losses = [float(qat_model.train_on_batch(batch, labels)) for _ in range(3)]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
 
-    flatbuffer = convert_int8(qat_model)
-    runner = interpreter(flatbuffer)
-    report = op_report(runner)
-    assert_int8_graph(report)
+    flatbuffer = export.to_tflite(qat_model, quantization="int8")
+    assert_int8_graph(flatbuffer)
+    builtin = litert.Interpreter(
+        model_content=flatbuffer,
+        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    builtin.allocate_tensors()
     grouped = [
-        d for d in runner.get_tensor_details()
+        d for d in builtin.get_tensor_details()
         if len(d["shape"]) == 4 and tuple(d["shape"]) == (8, 1, 1, 4)
     ]
     assert grouped, "grouped conv kernel (8 filters of 4 input channels) not found"
-    logits = run_tflite(runner, batch[:2])
+    runner = export.LiteRTModel(flatbuffer)  # default runtime: XNNPACK takes grouped convs
+    logits = runner.predict(batch[:2])
     expected = qat_model(batch[:2], training=False).numpy()
-    scale = runner.get_output_details()[0]["quantization"][0]
+    scale = runner.output_details[0]["quantization"][0]
     np.testing.assert_allclose(logits, expected, atol=4 * scale + 0.05 * np.abs(expected).max())
-    # The default runtime (XNNPACK delegate, which takes grouped int8 convs) agrees.
-    delegated = litert.Interpreter(model_content=flatbuffer)
-    delegated.allocate_tensors()
-    np.testing.assert_allclose(run_tflite(delegated, batch[:2]), logits, atol=2 * scale)
 
 
 def test_save_and_load_round_trip(tmp_path):

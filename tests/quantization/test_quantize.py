@@ -13,14 +13,11 @@ pytest.importorskip("tensorflow_model_optimization")
 pytest.importorskip("ai_edge_litert")
 
 from keras_mobilenets.quantization._tf_keras import tf_keras  # noqa: E402
+from keras_mobilenets import export  # noqa: E402
 from tests.quantization.helpers import (  # noqa: E402
     assert_int8_graph,
     assert_same_float_weights,
-    convert_int8,
     images,
-    interpreter,
-    op_report,
-    run_tflite,
 )
 
 pytestmark = pytest.mark.slow  # every test here quantizes a full MobileNet (5-20 s each)
@@ -97,11 +94,12 @@ def test_qat_trains_and_converts_to_int8(variant):
     assert np.all(np.isfinite(losses)), losses
     assert losses[-1] < losses[0], (name, losses)
 
-    runner = interpreter(convert_int8(qat_model))
-    assert runner.get_input_details()[0]["dtype"] == np.int8
-    assert runner.get_output_details()[0]["dtype"] == np.int8
-    assert_int8_graph(op_report(runner))
-    probabilities = run_tflite(runner, batch[:2])
+    flatbuffer = export.to_tflite(qat_model, quantization="int8")
+    runner = export.LiteRTModel(flatbuffer)
+    assert runner.input_dtype == np.int8
+    assert runner.output_details[0]["dtype"] == np.int8
+    assert_int8_graph(flatbuffer)
+    probabilities = runner.predict(batch[:2])
     expected = qat_model(batch[:2], training=False).numpy()
     # int8 softmax output has a step of 1/256; the rest is integer-arithmetic rounding.
     np.testing.assert_allclose(probabilities, expected, atol=0.05)
