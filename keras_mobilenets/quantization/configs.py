@@ -12,9 +12,9 @@ Which layers need one, and why:
 * ``Rescaling`` (``include_preprocessing``): the input's affine map, converted to MUL
   then ADD; like HardSigmoid both ``x * scale`` and the output are quantized, so the
   whole graph from the (quantized) input on runs in int8.
-* ``ChannelShuffle``: a pure data move (RESHAPE, TRANSPOSE, RESHAPE), which int8 TFLite
-  runs with the input's scale and zero point; it gets no quantizer at all, so the range
-  of its input carries through unchanged.
+* ``ChannelShuffle`` and ``ChannelSplit``: pure data moves (RESHAPE, TRANSPOSE, RESHAPE;
+  STRIDED_SLICE), which int8 TFLite runs with the input's scale and zero point; they get
+  no quantizer at all, so the range of their input carries through unchanged.
 
 Example:
     >>> from keras_mobilenets.quantization.configs import config_for
@@ -112,6 +112,7 @@ _CONFIG_BY_CLASS = {
     layers.HardSigmoid: InnerAndOutputQuantizeConfig,
     layers.QATRescaling: InnerAndOutputQuantizeConfig,
     layers.ChannelShuffle: PassThroughQuantizeConfig,
+    layers.ChannelSplit: PassThroughQuantizeConfig,
     tf_keras.layers.Multiply: OutputQuantizeConfig,
 }
 
@@ -147,6 +148,7 @@ def custom_objects():
         "HardSwish": layers.HardSwish,
         "HardSigmoid": layers.HardSigmoid,
         "ChannelShuffle": layers.ChannelShuffle,
+        "ChannelSplit": layers.ChannelSplit,
         "QATRescaling": layers.QATRescaling,
     }
     objects.update({f"keras_mobilenets>{name}": obj for name, obj in list(objects.items())})

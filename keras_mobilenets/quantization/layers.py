@@ -84,6 +84,30 @@ class ChannelShuffle(tf_keras.layers.Layer):
 
 
 @tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class ChannelSplit(tf_keras.layers.Layer):
+    """tf_keras twin of ``keras_mobilenets.layers.ChannelSplit``: part ``index`` of ``splits``.
+
+    Example:
+        >>> ChannelSplit(splits=2, index=1)(tf.reshape(tf.range(4.0), (1, 1, 1, 4)))  # [2, 3]
+    """
+
+    def __init__(self, splits=2, index=0, **kwargs):
+        super().__init__(**kwargs)
+        self.splits = splits
+        self.index = index
+
+    def call(self, inputs):
+        width = inputs.shape[-1] // self.splits
+        return inputs[..., self.index * width : (self.index + 1) * width]
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([*input_shape[:-1], input_shape[-1] // self.splits])
+
+    def get_config(self):
+        return {**super().get_config(), "splits": self.splits, "index": self.index}
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
 class QATRescaling(tf_keras.layers.Layer):
     """Twin of ``keras.layers.Rescaling`` for QAT: ``x * scale + offset``.
 

@@ -29,7 +29,7 @@ _STANDARD = (
     "GlobalMaxPooling2D", "MaxPooling2D", "Multiply", "ReLU", "Rescaling", "Reshape",
     "Softmax", "ZeroPadding2D",
 )
-_OURS = ("ChannelShuffle", "HardSigmoid", "HardSwish")
+_OURS = ("ChannelShuffle", "ChannelSplit", "HardSigmoid", "HardSwish")
 _TWINS = {
     **{getattr(keras.layers, name): getattr(tf_keras.layers, name) for name in _STANDARD},
     **{getattr(km_layers, name): getattr(twin_layers, name) for name in _OURS},

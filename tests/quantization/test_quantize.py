@@ -1,4 +1,4 @@
-"""quantize_model on every MobileNet variant: weights, agreement, training, int8 TFLite."""
+"""quantize_model on every builder: weights, agreement, training, int8 TFLite."""
 
 import keras
 import numpy as np
@@ -40,6 +40,12 @@ VARIANTS = {
     "mobilenet_v3_small_minimalistic": lambda: km.MobileNetV3Small(
         input_shape=(SIZE, SIZE, 3), minimalistic=True, classes=CLASSES
     ),
+    "shufflenet_v2_0.5": lambda: km.ShuffleNetV2(
+        input_shape=(SIZE, SIZE, 3), scale=0.5, classes=CLASSES
+    ),
+    "shufflenet_v1_g3_0.25": lambda: km.ShuffleNet(
+        input_shape=(SIZE, SIZE, 3), groups=3, scale=0.25, classes=CLASSES
+    ),
 }
 
 
@@ -73,9 +79,21 @@ def test_untrained_qat_features_follow_the_float_model(variant):
     margin while a wrong weight, a missing layer or a swapped input would give ~0.
     """
     _, model, qat_model = variant
+    batch = images()
+    if not any(layer.name == "rescaling" for layer in model.layers):
+        batch = batch / 127.5 - 1.0  # the input range of models without preprocessing
+    # tfmot's input QuantizeLayer (an AllValuesQuantizer) starts with the range [0, 0]
+    # and widens it on training batches: give it the range of the data, as the first
+    # training step would, without touching weights or batch-norm statistics.
+    input_quantizer = next(layer for layer in qat_model.layers
+                           if type(layer).__name__ == "QuantizeLayer")
+    for variable in input_quantizer.weights:
+        if variable.name.endswith("_min:0"):
+            variable.assign(min(0.0, float(batch.min())))
+        elif variable.name.endswith("_max:0"):
+            variable.assign(float(batch.max()))
     float_features = keras.Model(model.input, model.get_layer("avg_pool").input)
     qat_features = tf_keras.Model(qat_model.input, qat_model.get_layer("quant_avg_pool").input)
-    batch = images()
     expected = np.asarray(float_features(batch)).ravel()
     actual = qat_features(batch, training=False).numpy().ravel()
     assert np.corrcoef(expected, actual)[0, 1] > 0.9
