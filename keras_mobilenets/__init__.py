@@ -3,11 +3,23 @@
 Example:
     >>> import keras_mobilenets
     >>> model = keras_mobilenets.MobileNetV3Small(weights=None, input_shape=(224, 224, 3))
+    >>> qat = keras_mobilenets.quantization.quantize_model(model)   # needs the qat extra
+    >>> keras_mobilenets.export.to_tflite(qat, "model.tflite", quantization="int8")
 """
 
 __version__ = "0.1.0"
 
-from keras_mobilenets import layers, profiling, specs
+from keras_mobilenets import (
+    datasets,
+    export,
+    layers,
+    profiling,
+    quantization,
+    specs,
+    training,
+    weights,
+    zoo,
+)
 from keras_mobilenets.backbone import StrideEndpoint, stride_endpoints
 from keras_mobilenets.layers import ChannelShuffle, ChannelSplit, HardSigmoid, HardSwish
 from keras_mobilenets.models import (
@@ -31,9 +43,15 @@ __all__ = [
     "ShuffleNet",
     "ShuffleNetV2",
     "StrideEndpoint",
+    "datasets",
+    "export",
     "layers",
     "profiling",
+    "quantization",
     "specs",
     "stride_endpoints",
+    "training",
+    "weights",
+    "zoo",
     "__version__",
 ]

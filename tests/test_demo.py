@@ -1,0 +1,41 @@
+"""The main job end to end at a tiny size (the full-size numbers are in the README)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from keras_mobilenets import export
+from keras_mobilenets.demo import run_demo
+
+pytest.importorskip("tf_keras")
+pytest.importorskip("ai_edge_litert")
+
+
+@pytest.mark.slow
+def test_demo_trains_quantizes_and_exports(tmp_path):
+    result = run_demo(output_dir=str(tmp_path), image_size=32, train_images=60,
+                      test_images=20, epochs=1, qat_epochs=1, batch_size=20, verbose=0)
+    names = [row.name for row in result.rows]
+    assert names == ["Keras float", "Keras QAT", "TFLite float32", "TFLite int8 (QAT)",
+                     "TFLite int8 (post-training)"]
+    for row in result.rows:
+        assert 0.0 <= row.accuracy <= 1.0
+    # The float32 file computes what the Keras model computes.
+    assert result.row("TFLite float32").agreement == 1.0
+    for name, path in result.files.items():
+        assert os.path.getsize(path) > 0, name
+    # The QAT file is full integer, with no HARD_SWISH left (rewritten for XNNPACK).
+    int8 = result.files["int8_qat"]
+    kernels = export.op_tensor_types(int8)
+    assert kernels and all(row["input"] == row["output"] == "INT8" for row in kernels)
+    assert "HARD_SWISH" not in export.op_histogram(int8)
+    assert result.row("TFLite int8 (QAT)").size_kib < 0.4 * result.row("TFLite float32").size_kib
+    assert "TFLite int8 (QAT)" in result.table()
+
+
+@pytest.mark.parametrize("argument, value", [("epochs", 0), ("train_images", 5),
+                                             ("image_size", 16), ("batch_size", 2.5)])
+def test_demo_rejects_bad_arguments(argument, value, tmp_path):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        run_demo(output_dir=str(tmp_path), **{argument: value})
