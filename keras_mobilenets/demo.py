@@ -8,7 +8,7 @@ runs them with LiteRT and prints accuracy, agreement, size and latency side by s
 
 Example:
     >>> from keras_mobilenets.demo import run_demo
-    >>> result = run_demo(train_images=2000, epochs=4)
+    >>> result = run_demo(train_images=6000, epochs=6)
     >>> print(result.table())
 """
 
@@ -73,10 +73,10 @@ def _agreement(a, b):
 def run_demo(
     output_dir="keras_mobilenets_demo",
     image_size=64,
-    train_images=2000,
+    train_images=6000,
     test_images=1000,
-    epochs=10,
-    qat_epochs=2,
+    epochs=6,
+    qat_epochs=1,
     batch_size=32,
     alpha=1.0,
     verbose=1,
