@@ -175,11 +175,21 @@ def build_model(
         preprocessing: What ``include_preprocessing`` adds, as a
             ``imagenet.preprocess_input`` mode: ``"tf"`` ([0, 255] -> [-1, 1]) or
             ``"torch"`` (ImageNet mean / standard deviation); one Rescaling layer either way.
-        (the other arguments are the builders' own, already validated.)
+        (the other arguments are the builders' own; the ones every builder shares are
+        validated here, before anything is built, by ``check_common_arguments``.)
 
     Returns:
         A functional ``keras.Model``.
+
+    Raises:
+        ValueError: On an invalid shared argument (the message names it).
     """
+    check_common_arguments(
+        input_shape=input_shape, include_top=include_top, weights=weights,
+        input_tensor=input_tensor, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, output_stride=output_stride,
+    )
     shape = tuple(input_tensor.shape[1:]) if input_tensor is not None else (
         tuple(input_shape or default_shape)
     )

@@ -55,12 +55,6 @@ def MobileNet(
     common.check_positive_number("alpha", alpha)
     common.check_positive_int("depth_multiplier", depth_multiplier)
     common.check_rate("dropout", dropout)
-    common.check_common_arguments(
-        input_shape=input_shape, include_top=include_top, weights=weights,
-        input_tensor=input_tensor, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing, output_stride=output_stride,
-    )
     return common.build_model(
         specs.mobilenet_v1.spec(alpha, depth_multiplier),
         variant=dict(family="mobilenet_v1", alpha=alpha, depth_multiplier=depth_multiplier),

@@ -50,12 +50,6 @@ def MobileNetV2(
         (None, 1280)
     """
     common.check_positive_number("alpha", alpha)
-    common.check_common_arguments(
-        input_shape=input_shape, include_top=include_top, weights=weights,
-        input_tensor=input_tensor, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing, output_stride=output_stride,
-    )
     return common.build_model(
         specs.mobilenet_v2.spec(alpha),
         variant=dict(family="mobilenet_v2", alpha=alpha),

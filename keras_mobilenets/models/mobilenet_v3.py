@@ -13,12 +13,6 @@ def _mobilenet_v3(
     common.check_positive_number("alpha", alpha)
     common.check_bool("minimalistic", minimalistic)
     common.check_rate("dropout_rate", dropout_rate)
-    common.check_common_arguments(
-        input_shape=input_shape, include_top=include_top, weights=weights,
-        input_tensor=input_tensor, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing, output_stride=output_stride,
-    )
     return common.build_model(
         specs.mobilenet_v3.spec(size, alpha, minimalistic),
         variant=dict(family=f"mobilenet_v3_{size}", alpha=alpha, minimalistic=minimalistic),

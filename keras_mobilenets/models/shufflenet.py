@@ -41,12 +41,6 @@ _ARGS_DOC = """
 
 def _build(spec, variant, default_name, *, input_shape, include_top, weights, input_tensor,
            pooling, classes, classifier_activation, include_preprocessing, output_stride, name):
-    common.check_common_arguments(
-        input_shape=input_shape, include_top=include_top, weights=weights,
-        input_tensor=input_tensor, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation,
-        include_preprocessing=include_preprocessing, output_stride=output_stride,
-    )
     return common.build_model(
         spec(),
         variant=variant,
