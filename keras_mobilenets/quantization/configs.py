@@ -33,53 +33,6 @@ def _activation_quantizer():
 
 
 @tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
-class OutputQuantizeConfig(tfmot_keras.QuantizeConfig):
-    """Quantizes only the layer's output: 8 bits, per tensor, asymmetric, moving average.
-
-    These are the settings tfmot's default 8-bit scheme uses for activations (e.g. after
-    ``Add``).
-
-    Example:
-        >>> annotated = tfmot.quantization.keras.quantize_annotate_layer(
-        ...     HardSwish(), quantize_config=OutputQuantizeConfig())
-    """
-
-    def get_weights_and_quantizers(self, layer):
-        return []
-
-    def get_activations_and_quantizers(self, layer):
-        return []
-
-    def set_quantize_weights(self, layer, quantize_weights):
-        pass
-
-    def set_quantize_activations(self, layer, quantize_activations):
-        pass
-
-    def get_output_quantizers(self, layer):
-        return [_activation_quantizer()]
-
-    def get_config(self):
-        return {}
-
-
-@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
-class InnerAndOutputQuantizeConfig(OutputQuantizeConfig):
-    """Quantizes a twin layer's ``inner`` point (see ``quantization.layers``) and its output.
-
-    Example:
-        >>> annotated = tfmot.quantization.keras.quantize_annotate_layer(
-        ...     HardSigmoid(), quantize_config=InnerAndOutputQuantizeConfig())
-    """
-
-    def get_activations_and_quantizers(self, layer):
-        return [(layer.inner, _activation_quantizer())]
-
-    def set_quantize_activations(self, layer, quantize_activations):
-        (layer.inner,) = quantize_activations
-
-
-@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
 class PassThroughQuantizeConfig(tfmot_keras.QuantizeConfig):
     """No quantizer: for layers that only move data, so their input's range carries over.
 
@@ -105,6 +58,38 @@ class PassThroughQuantizeConfig(tfmot_keras.QuantizeConfig):
 
     def get_config(self):
         return {}
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class OutputQuantizeConfig(PassThroughQuantizeConfig):
+    """Quantizes only the layer's output: 8 bits, per tensor, asymmetric, moving average.
+
+    These are the settings tfmot's default 8-bit scheme uses for activations (e.g. after
+    ``Add``).
+
+    Example:
+        >>> annotated = tfmot.quantization.keras.quantize_annotate_layer(
+        ...     HardSwish(), quantize_config=OutputQuantizeConfig())
+    """
+
+    def get_output_quantizers(self, layer):
+        return [_activation_quantizer()]
+
+
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class InnerAndOutputQuantizeConfig(OutputQuantizeConfig):
+    """Quantizes a twin layer's ``inner`` point (see ``quantization.layers``) and its output.
+
+    Example:
+        >>> annotated = tfmot.quantization.keras.quantize_annotate_layer(
+        ...     HardSigmoid(), quantize_config=InnerAndOutputQuantizeConfig())
+    """
+
+    def get_activations_and_quantizers(self, layer):
+        return [(layer.inner, _activation_quantizer())]
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        (layer.inner,) = quantize_activations
 
 
 _CONFIG_BY_CLASS = {
