@@ -142,3 +142,80 @@ def stride_endpoints(model):
             "(layer names such as 'expanded_conv_5_add' or 'block_3_project_BN')."
         )
     return {s: StrideEndpoint(s, endpoints[s], last[s]) for s in sorted(endpoints)}
+
+
+BACKBONES = (
+    "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ShuffleNet", "ShuffleNetV2",
+)
+
+
+def headless_backbone(backbone, *, input_shape, output_stride=32, argument="backbone", **kwargs):
+    """The backbone a detection or segmentation head is built on.
+
+    Heads take either a builder name (built here without its top) or a model built by
+    this package (``include_top=False``, any weights); either way they find their taps
+    only through ``stride_endpoints``.
+
+    Args:
+        backbone: One of ``BACKBONES`` or a functional model from one of those builders.
+        input_shape: ``(rows, cols, channels)`` of the head's input; for a model it must
+            equal (or be None where) the model's own input shape is.
+        output_stride: 8, 16 or 32 (dilated last stages below 32); for a model it must
+            be the stride the model was built with.
+        argument: The argument name used in error messages.
+        **kwargs: Builder arguments (e.g. ``alpha``, ``weights``) for a builder name.
+
+    Returns:
+        A functional ``keras.Model`` whose endpoints include ``output_stride``.
+
+    Raises:
+        ValueError: For an unknown name, a model that is not one of the package's
+            backbones, or a model whose input shape or output stride does not match.
+
+    Example:
+        >>> model = headless_backbone("MobileNetV3Large", input_shape=(320, 320, 3))
+        >>> stride_endpoints(model)[16].last
+        'expanded_conv_12_expand_act'
+    """
+    if isinstance(backbone, str):
+        if backbone not in BACKBONES:
+            raise ValueError(
+                f"`{argument}` must be one of {BACKBONES} or a model built by keras_mobilenets, "
+                f"got {backbone!r}."
+            )
+        import keras_mobilenets
+
+        builder = getattr(keras_mobilenets, backbone)
+        return builder(
+            input_shape=input_shape, include_top=False, output_stride=output_stride, **kwargs
+        )
+    if not isinstance(backbone, keras.Model):
+        raise ValueError(
+            f"`{argument}` must be one of {BACKBONES} or a keras.Model built by keras_mobilenets, "
+            f"got {type(backbone).__name__}."
+        )
+    if kwargs:
+        raise ValueError(
+            f"Builder arguments {sorted(kwargs)} only apply when `{argument}` is a name; "
+            f"build the model {backbone.name!r} with them instead."
+        )
+    try:
+        endpoints = stride_endpoints(backbone)
+    except ValueError as error:
+        raise ValueError(f"`{argument}` is not a keras_mobilenets backbone: {error}") from None
+    model_shape = tuple(backbone.input_shape[1:])
+    if input_shape is not None and any(
+        want is not None and have is not None and want != have
+        for want, have in zip(input_shape, model_shape)
+    ) or input_shape is not None and len(input_shape) != len(model_shape):
+        raise ValueError(
+            f"`input_shape` {tuple(input_shape)!r} does not match the input shape "
+            f"{model_shape!r} of `{argument}` {backbone.name!r}."
+        )
+    if max(endpoints) != output_stride:
+        raise ValueError(
+            f"`{argument}` {backbone.name!r} has output stride {max(endpoints)}, but "
+            f"output_stride={output_stride!r} is needed; build it with "
+            f"output_stride={output_stride}."
+        )
+    return backbone
