@@ -13,5 +13,6 @@ Example:
 """
 
 from keras_mobilenets.quantization.api import load_qat_model, quantize_model, save_qat_model
+from keras_mobilenets.quantization.calibration import calibrate
 
-__all__ = ["load_qat_model", "quantize_model", "save_qat_model"]
+__all__ = ["calibrate", "load_qat_model", "quantize_model", "save_qat_model"]
