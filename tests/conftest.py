@@ -12,3 +12,32 @@ def _fresh_keras_session():
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     yield
+
+
+_SHARED_SCOPES = ("class", "module", "package")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Keeps tests that share an expensive fixture on one pytest-xdist worker.
+
+    The suite runs with ``--dist loadgroup`` (setup.cfg): tests are spread over the
+    workers one by one, except those in the same ``xdist_group``. Every test using a
+    module-, class- or package-scoped fixture (a trained or quantized model built once)
+    gets the group "<module>[<that fixture's parameter>]", so the fixture is built once,
+    not once per worker, while the parameters of a parametrized fixture still spread out.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = sorted(
+            name for name in info.names_closure
+            if any(d.scope in _SHARED_SCOPES for d in info.name2fixturedefs.get(name, ()))
+        )
+        if not shared:
+            continue
+        callspec = getattr(item, "callspec", None)
+        params = [f"{name}={callspec.params[name]}" for name in shared
+                  if callspec is not None and name in callspec.params]
+        item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}[{','.join(params)}]"))
