@@ -139,7 +139,9 @@ def run_demo(
     float_probs = model.predict(x_test, batch_size=128, verbose=0)
 
     say(f"[3/5] Quantization-aware fine-tuning for {qat_epochs} epochs")
-    qat_model = quantize_model(model)
+    # Ranges from 512 training images first: tfmot's initial ranges would barely move in
+    # one epoch (moving average with decay 0.999).
+    qat_model = quantize_model(model, calibration_data=x_train[:512])
     import tf_keras  # installed with the qat extra, which quantize_model needs
 
     qat_model.compile(
