@@ -197,7 +197,14 @@ class SSDPostprocess(keras.layers.Layer):
 
     def call(self, predictions):
         deltas, logits = self._split(predictions)
-        scores = ops.softmax(ops.cast(logits, "float32"), axis=-1)[..., 1:]
+        # Softmax probabilities of the object classes, written relative to the background
+        # logit: p_c = exp(x_c - x_0) / (1 + sum_c' exp(x_c' - x_0)) (the clamp only avoids
+        # overflow). After an int8 network the TFLite converter runs these ops and top-k in
+        # float; it would run a SOFTMAX op (which it also fuses from exp(x - max) / sum) in
+        # int8, with scores in steps of 1/256 whose ties reorder the candidates of NMS.
+        logits = ops.cast(logits, "float32")
+        exp = ops.exp(ops.minimum(logits[..., 1:] - logits[..., :1], 80.0))
+        scores = exp / (1.0 + ops.sum(exp, axis=-1, keepdims=True))
         boxes = ops.clip(self.coder.decode(self._anchors, deltas), 0.0, 1.0)
         if boxes.shape[0] is not None:
             per_image = [self._detect_one(b, s) for b, s in
