@@ -176,10 +176,15 @@ def table(results):
     return "\n".join(lines)
 
 
+def config_from_environment():
+    """``SMOKE`` when ``KERAS_MOBILENETS_SMOKE=1``, else the full ``Config()``."""
+    return SMOKE if os.environ.get(SMOKE_VARIABLE) == "1" else Config()
+
+
 def main():
     logging.basicConfig(level=logging.WARNING)
     logger.setLevel(logging.INFO)
-    config = SMOKE if os.environ.get(SMOKE_VARIABLE) == "1" else Config()
+    config = config_from_environment()
     results = run(config)
     print(results["op_report"])
     print(table(results))
