@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from keras_mobilenets import (
     datasets,
+    detection,
     export,
     layers,
     profiling,
@@ -44,6 +45,7 @@ __all__ = [
     "ShuffleNetV2",
     "StrideEndpoint",
     "datasets",
+    "detection",
     "export",
     "layers",
     "profiling",

@@ -120,26 +120,34 @@ def _representative_dataset(data, rank):
     return samples
 
 
-def _keras3_converter(model, export_dir):
+def _serve(model, postprocess):
+    """``model(x, training=False)``, followed by ``postprocess`` when given."""
+    if postprocess is None:
+        return functools.partial(model.__call__, training=False)
+    return lambda x: postprocess(model(x, training=False))
+
+
+def _keras3_converter(model, export_dir, postprocess=None):
     """A converter reading a SavedModel of ``model`` (inference mode, batch 1)."""
     specs = _fixed_input_specs(model)
     signature = specs[0] if len(specs) == 1 else specs
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "serve", functools.partial(model.__call__, training=False), input_signature=[signature]
-    )
+    if isinstance(postprocess, keras.layers.Layer):
+        archive.track(postprocess)
+    archive.add_endpoint("serve", _serve(model, postprocess), input_signature=[signature])
     archive.write_out(export_dir, verbose=False)
     return tf.lite.TFLiteConverter.from_saved_model(export_dir)
 
 
-def _tf_keras_converter(model):
+def _tf_keras_converter(model, postprocess=None):
     """A converter reading ``model(x, training=False)`` traced for a batch of 1."""
     specs = _fixed_input_specs(model)
     holder = tf.Module()
     holder.model_variables = list(model.variables)
+    serve = _serve(model, postprocess)
     holder.serve = tf.function(
-        lambda *inputs: model(inputs[0] if len(inputs) == 1 else list(inputs), training=False),
+        lambda *inputs: serve(inputs[0] if len(inputs) == 1 else list(inputs)),
         input_signature=specs,
     )
     return tf.lite.TFLiteConverter.from_concrete_functions(
@@ -149,7 +157,7 @@ def _tf_keras_converter(model):
 
 def to_tflite(
     model, path=None, *, quantization=None, representative_data=None, io_dtype=None,
-    int8_hard_swish="int8",
+    int8_hard_swish="int8", postprocess=None,
 ):
     """Converts a Keras model to a TFLite flatbuffer.
 
@@ -173,6 +181,12 @@ def to_tflite(
             by int8 MUL/ADD/MUL (integer-only, ~5x faster MobileNetV3 on CPUs); "float"
             by dequantize/float HARD_SWISH/quantize; "native" keeps the HARD_SWISH op
             (for runtimes with a fast int8 hard-swish kernel).
+        postprocess: Optional callable (e.g. a Keras layer such as detection's
+            ``SSDPostprocess``) applied to the model's outputs inside the exported graph;
+            it sees float tensors. With "int8" the network stays integer and the ops of
+            ``postprocess`` without int8 kernels run in float (``TFLITE_BUILTINS`` is
+            allowed besides ``TFLITE_BUILTINS_INT8``); ``io_dtype`` then applies to the
+            inputs only, the outputs keep ``postprocess``'s dtypes.
 
     Returns:
         The TFLite flatbuffer as ``bytes``.
@@ -207,14 +221,18 @@ def to_tflite(
             "not quantization-aware trained (calibration needs sample inputs, e.g. a few "
             "hundred training images); got representative_data=None."
         )
+    if postprocess is not None and not callable(postprocess):
+        raise ValueError(
+            f"`postprocess` must be None or a callable, got {type(postprocess).__name__}."
+        )
     if quantization != "int8" and representative_data is not None:
         logger.warning("`representative_data` is only used with quantization='int8'; ignored.")
 
     with tempfile.TemporaryDirectory(prefix="keras_mobilenets_export_") as export_dir:
         if tf_keras_model:
-            converter = _tf_keras_converter(model)
+            converter = _tf_keras_converter(model, postprocess)
         else:
-            converter = _keras3_converter(model, export_dir)
+            converter = _keras3_converter(model, export_dir, postprocess)
         if quantization is not None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
@@ -226,8 +244,11 @@ def to_tflite(
                 # ("For full integer quantization, a `representative_dataset` must be
                 # specified") before it looks for them, and converts to int8 kernels anyway.
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                if postprocess is not None:
+                    converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
             converter.inference_input_type = io_type
-            converter.inference_output_type = io_type
+            if postprocess is None:
+                converter.inference_output_type = io_type
             if representative_data is not None:
                 rank = len(model.inputs[0].shape)
                 converter.representative_dataset = _representative_dataset(

@@ -9,12 +9,20 @@ from keras_mobilenets.models import common
 def _mobilenet_v3(
     size, input_shape, alpha, minimalistic, include_top, weights, input_tensor, classes,
     pooling, dropout_rate, classifier_activation, include_preprocessing, output_stride, name,
+    reduced_tail,
 ):
     common.check_positive_number("alpha", alpha)
     common.check_bool("minimalistic", minimalistic)
     common.check_rate("dropout_rate", dropout_rate)
+    common.check_bool("reduced_tail", reduced_tail)
+    if reduced_tail and isinstance(weights, str) and weights == "imagenet":
+        raise ValueError(
+            "`reduced_tail=True` halves the last stage, which the ImageNet checkpoints do not "
+            "have; use weights=None (or a path to weights of a reduced-tail model), got "
+            "weights='imagenet'."
+        )
     return common.build_model(
-        specs.mobilenet_v3.spec(size, alpha, minimalistic),
+        specs.mobilenet_v3.spec(size, alpha, minimalistic, reduced_tail),
         variant=dict(family=f"mobilenet_v3_{size}", alpha=alpha, minimalistic=minimalistic),
         input_shape=input_shape,
         default_shape=(None, None, 3),
@@ -50,6 +58,9 @@ _ARGS_DOC = """
             published checkpoints expect it, so it is on by default).
         output_stride: 8, 16 or 32; below 32 the last stages run dilated (segmentation).
         name: Model name.
+        reduced_tail: Halve the channels of the last stage (and of the top), as the
+            MobileNetV3 paper (Section 6.3) and torchvision do for detection and
+            segmentation; no ImageNet weights exist for it. Layer names are unchanged.
 
     Returns:
         A functional ``keras.Model``.
@@ -73,11 +84,12 @@ def MobileNetV3Small(
     include_preprocessing=True,
     output_stride=32,
     name=None,
+    reduced_tail=False,
 ):
     return _mobilenet_v3(
         "small", input_shape, alpha, minimalistic, include_top, weights, input_tensor,
         classes, pooling, dropout_rate, classifier_activation, include_preprocessing,
-        output_stride, name,
+        output_stride, name, reduced_tail,
     )
 
 
@@ -95,11 +107,12 @@ def MobileNetV3Large(
     include_preprocessing=True,
     output_stride=32,
     name=None,
+    reduced_tail=False,
 ):
     return _mobilenet_v3(
         "large", input_shape, alpha, minimalistic, include_top, weights, input_tensor,
         classes, pooling, dropout_rate, classifier_activation, include_preprocessing,
-        output_stride, name,
+        output_stride, name, reduced_tail,
     )
 
 

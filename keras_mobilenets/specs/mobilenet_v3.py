@@ -2,7 +2,10 @@
 
 Rows transcribe the paper's tables (kernel, exp size, out, SE, activation, stride).
 ``minimalistic`` is the TF-slim variant without squeeze-and-excitation, hard-swish or
-5x5 kernels. Layer names follow keras.applications.MobileNetV3Small/Large.
+5x5 kernels. ``reduced_tail`` halves the channels of the last stage (Section 6.3 of the
+paper, "reduced tail" for detection and segmentation; torchvision's ``reduced_tail``,
+used by ``ssdlite320_mobilenet_v3_large``). Layer names follow
+keras.applications.MobileNetV3Small/Large.
 """
 
 import dataclasses
@@ -57,6 +60,9 @@ LARGE_BLOCKS = (
 LARGE_TOP_FILTERS = 1280
 
 LAST_CONV_EXPANSION = 6
+TAIL_DIVIDER = 2
+
+
 
 NAMES = BlockNames(
     first_prefix="expanded_conv_",
@@ -86,17 +92,39 @@ def _minimalistic(row):
     return dataclasses.replace(row, kernel=3, act="relu", se_ratio=0.0)
 
 
-def spec(size, alpha=1.0, minimalistic=False):
+def _reduce_tail(rows, divider):
+    """Divides the widths of the last stage by ``divider``.
+
+    The last stride-2 row keeps its expansion (it reads the previous stage) and divides
+    its output; every later row divides both its expansion and its output.
+    """
+    first = max(i for i, row in enumerate(rows) if row.stride > 1)
+    reduced = []
+    for i, row in enumerate(rows):
+        if i == first:
+            row = dataclasses.replace(row, out=row.out // divider)
+        elif i > first:
+            row = dataclasses.replace(row, exp=row.exp // divider, out=row.out // divider)
+        reduced.append(row)
+    return tuple(reduced)
+
+
+def spec(size, alpha=1.0, minimalistic=False, reduced_tail=False):
     """MobileNetV3 ``size`` ("small" or "large") at width ``alpha``.
 
     Example:
         >>> spec("large").last_conv.filters
         960
+        >>> spec("large", reduced_tail=True).last_conv.filters
+        480
     """
     if size not in ("small", "large"):
         raise ValueError(f"`size` must be 'small' or 'large', got {size!r}.")
     rows = SMALL_BLOCKS if size == "small" else LARGE_BLOCKS
     top_filters = SMALL_TOP_FILTERS if size == "small" else LARGE_TOP_FILTERS
+    if reduced_tail:
+        rows = _reduce_tail(rows, TAIL_DIVIDER)
+        top_filters //= TAIL_DIVIDER
     act = "relu" if minimalistic else HS
     if minimalistic:
         rows = tuple(_minimalistic(row) for row in rows)
