@@ -24,8 +24,9 @@ def pytest_collection_modifyitems(config, items):
     The suite runs with ``--dist loadgroup`` (setup.cfg): tests are spread over the
     workers one by one, except those in the same ``xdist_group``. Every test using a
     module-, class- or package-scoped fixture (a trained or quantized model built once)
-    gets the group "<module>[<that fixture's parameter>]", so the fixture is built once,
-    not once per worker, while the parameters of a parametrized fixture still spread out.
+    gets the group "<module>:<fixture>=<parameter>", so the fixture is built once, not
+    once per worker, while the parameters of a parametrized fixture still spread out.
+    (xdist reads the group after the last "@" of a node id only if no "]" follows it.)
     """
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
@@ -40,4 +41,5 @@ def pytest_collection_modifyitems(config, items):
         callspec = getattr(item, "callspec", None)
         params = [f"{name}={callspec.params[name]}" for name in shared
                   if callspec is not None and name in callspec.params]
-        item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}[{','.join(params)}]"))
+        group = ":".join([item.module.__name__, *params]).replace("[", "(").replace("]", ")")
+        item.add_marker(pytest.mark.xdist_group(group))
