@@ -87,11 +87,11 @@ def _static_input_shape(backbone, input_shape):
     return tuple(input_shape)
 
 
-def _gate(high, pooling, name):
-    """The gate's pooling of ``high``: global, or average pooling with a fitting kernel."""
+def _gate(high, pooling, channels):
+    """pool -> 1x1 conv (no bias) -> sigmoid; a pooled (not global) gate is resized back."""
     size = tuple(high.shape[1:3])
     if pooling is None:
-        x = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_gate_pool")(high)
+        x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="lraspp_gate_pool")(high)
     else:
         kernel, strides = pooling
         if kernel[0] > size[0] or kernel[1] > size[1]:
@@ -101,8 +101,12 @@ def _gate(high, pooling, name):
                 f"pooling={(kernel, strides)!r})."
             )
         x = keras.layers.AveragePooling2D(
-            kernel, strides=strides, padding="valid", name=f"{name}_gate_pool"
+            kernel, strides=strides, padding="valid", name="lraspp_gate_pool"
         )(high)
+    x = keras.layers.Conv2D(channels, 1, use_bias=False, name="lraspp_gate_conv")(x)
+    x = keras.layers.Activation("sigmoid", name="lraspp_gate_sigmoid")(x)
+    if pooling is not None:
+        x = keras.layers.Resizing(*size, interpolation="bilinear", name="lraspp_gate_resize")(x)
     return x
 
 
@@ -166,26 +170,15 @@ def LRASPP(
         )
     low = features.get_layer(endpoints[LOW_STRIDE].block).output
     high = features.get_layer(endpoints[OUTPUT_STRIDE].last).output
-    prefix = "lraspp"
     L = keras.layers
 
-    x = L.Conv2D(inter_channels, 1, use_bias=False, name=f"{prefix}_cbr_conv")(high)
-    x = L.BatchNormalization(
-        epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"{prefix}_cbr_bn"
-    )(x)
-    x = L.ReLU(name=f"{prefix}_cbr_relu")(x)
-
-    gate = _gate(high, pooling, prefix)
-    gate = L.Conv2D(inter_channels, 1, use_bias=False, name=f"{prefix}_gate_conv")(gate)
-    gate = L.Activation("sigmoid", name=f"{prefix}_gate_sigmoid")(gate)
-    if pooling is not None:
-        gate = L.Resizing(*high.shape[1:3], interpolation="bilinear",
-                          name=f"{prefix}_gate_resize")(gate)
-    x = L.Multiply(name=f"{prefix}_gate_multiply")([x, gate])
-
-    x = L.Resizing(*low.shape[1:3], interpolation="bilinear", name=f"{prefix}_high_resize")(x)
-    x = L.Conv2D(num_classes, 1, name=f"{prefix}_high_classifier")(x)
-    y = L.Conv2D(num_classes, 1, name=f"{prefix}_low_classifier")(low)
-    x = L.Add(name=f"{prefix}_add")([y, x])
-    logits = L.Resizing(*input_shape[:2], interpolation="bilinear", name=f"{prefix}_logits")(x)
+    x = L.Conv2D(inter_channels, 1, use_bias=False, name="lraspp_cbr_conv")(high)
+    x = L.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name="lraspp_cbr_bn")(x)
+    x = L.ReLU(name="lraspp_cbr_relu")(x)
+    x = L.Multiply(name="lraspp_gate_multiply")([x, _gate(high, pooling, inter_channels)])
+    x = L.Resizing(*low.shape[1:3], interpolation="bilinear", name="lraspp_high_resize")(x)
+    x = L.Conv2D(num_classes, 1, name="lraspp_high_classifier")(x)
+    y = L.Conv2D(num_classes, 1, name="lraspp_low_classifier")(low)
+    x = L.Add(name="lraspp_add")([y, x])
+    logits = L.Resizing(*input_shape[:2], interpolation="bilinear", name="lraspp_logits")(x)
     return keras.Model(features.input, logits, name=name or f"lraspp_{features.name}")

@@ -16,7 +16,7 @@ def layer_shape(model, name):
     return tuple(model.get_layer(name).output.shape[1:])
 
 
-@pytest.mark.parametrize("input_shape", [(96, 96, 3), (100, 100, 3), (130, 170, 3), (33, 47, 3)])
+@pytest.mark.parametrize("input_shape", [(100, 100, 3), (130, 170, 3), (33, 47, 3)])
 def test_logits_at_input_size_and_branches_at_ceil_strides(input_shape):
     model = LRASPP(input_shape=input_shape, **TINY)
     rows, cols = input_shape[:2]
@@ -135,7 +135,7 @@ def test_keras_round_trip(tmp_path):
     assert_keras_round_trip(model, random_images((64, 72, 3)), tmp_path, atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
+BAD_ARGUMENTS = [
     (dict(num_classes=0), r"`num_classes` must be an int >= 1, got 0"),
     (dict(num_classes=2.5), r"`num_classes` must be an int >= 1, got 2.5"),
     (dict(inter_channels=0), r"`inter_channels` must be an int >= 1, got 0"),
@@ -148,12 +148,13 @@ def test_keras_round_trip(tmp_path):
     (dict(input_shape=(None, None, 3)), r"needs a static input size.*\(None, None, 3\)"),
     (dict(input_shape=(16, 16, 3)), r"`input_shape` sizes must be None or ints >= 32"),
     (dict(alpha=-1.0), r"`alpha` must be a number > 0"),
-])
-def test_bad_arguments_are_named(kwargs, message):
-    arguments = dict(TINY, input_shape=(64, 64, 3))
-    arguments.update(kwargs)
-    with pytest.raises(ValueError, match=message):
-        LRASPP(**arguments)
+]
+
+
+def test_bad_arguments_are_named():
+    for kwargs, message in BAD_ARGUMENTS:  # one test: most cases fail before any layer
+        with pytest.raises(ValueError, match=message):
+            LRASPP(**{**TINY, "input_shape": (64, 64, 3), **kwargs})
 
 
 def test_backbone_models_must_be_dilated_and_static():
