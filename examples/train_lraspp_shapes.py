@@ -11,6 +11,9 @@ TFLite files and prints held-out mean IoU, pixel agreement, size and latency of 
 Usage:
     python examples/train_lraspp_shapes.py [--image-size 128] [--epochs 6] [--output-dir DIR]
     KERAS_MOBILENETS_SMOKE=1 python examples/train_lraspp_shapes.py   # tiny, < 60 s
+
+At the defaults: held-out mean IoU 0.834 float, 0.828 QAT and int8 TFLite (99.8% of pixels
+agree between int8 and QAT), about 11 CPU-minutes (see docs/segmentation.md).
 """
 
 import argparse

@@ -16,7 +16,7 @@ def layer_shape(model, name):
     return tuple(model.get_layer(name).output.shape[1:])
 
 
-@pytest.mark.parametrize("input_shape", [(100, 100, 3), (130, 170, 3), (33, 47, 3)])
+@pytest.mark.parametrize("input_shape", [(96, 96, 3), (100, 100, 3), (130, 170, 3), (33, 47, 3)])
 def test_logits_at_input_size_and_branches_at_ceil_strides(input_shape):
     model = LRASPP(input_shape=input_shape, **TINY)
     rows, cols = input_shape[:2]
@@ -96,7 +96,8 @@ def test_head_matches_numpy(pooling):
     randomize_batch_norm(model)
     for name in ("lraspp_low_classifier", "lraspp_high_classifier"):
         kernel, bias = model.get_layer(name).get_weights()
-        model.get_layer(name).set_weights([kernel, np.random.default_rng(1).normal(size=bias.shape)])
+        bias = np.random.default_rng(1).normal(size=bias.shape)
+        model.get_layer(name).set_weights([kernel, bias])
     images = random_images((70, 90, 3), batch=2)
     taps = keras.Model(model.input, [model.get_layer("lraspp_low_classifier").input,
                                      model.get_layer("lraspp_cbr_conv").input])
@@ -139,7 +140,8 @@ BAD_ARGUMENTS = [
     (dict(num_classes=0), r"`num_classes` must be an int >= 1, got 0"),
     (dict(num_classes=2.5), r"`num_classes` must be an int >= 1, got 2.5"),
     (dict(inter_channels=0), r"`inter_channels` must be an int >= 1, got 0"),
-    (dict(backbone="ResNet50"), r"`backbone` must be one of \(.*'MobileNetV3Large'.*got 'ResNet50'"),
+    (dict(backbone="ResNet50"),
+     r"`backbone` must be one of \(.*'MobileNetV3Large'.*got 'ResNet50'"),
     (dict(pooling="max"), r"`pooling` must be 'global' or \(kernel, strides\).*got 'max'"),
     (dict(pooling=(3, 0)), r"`pooling` must be 'global'.*got \(3, 0\)"),
     (dict(pooling=(3,)), r"`pooling` must be 'global'.*got \(3,\)"),
