@@ -15,6 +15,10 @@ Which layers need one, and why:
 * ``ChannelShuffle`` and ``ChannelSplit``: pure data moves (RESHAPE, TRANSPOSE, RESHAPE;
   STRIDED_SLICE), which int8 TFLite runs with the input's scale and zero point; they get
   no quantizer at all, so the range of their input carries through unchanged.
+* ``Resizing`` (bilinear or nearest upsampling, e.g. in segmentation heads): converted to
+  RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR, whose int8 kernels keep the input's scale and
+  zero point; an interpolated value never leaves the range of its inputs, so like the data
+  moves it gets no quantizer.
 
 Example:
     >>> from keras_mobilenets.quantization.configs import config_for
@@ -99,6 +103,7 @@ _CONFIG_BY_CLASS = {
     layers.ChannelShuffle: PassThroughQuantizeConfig,
     layers.ChannelSplit: PassThroughQuantizeConfig,
     tf_keras.layers.Multiply: OutputQuantizeConfig,
+    tf_keras.layers.Resizing: PassThroughQuantizeConfig,
 }
 
 

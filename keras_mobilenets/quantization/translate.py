@@ -27,7 +27,7 @@ _STANDARD = (
     "Activation", "Add", "AveragePooling2D", "BatchNormalization", "Concatenate", "Conv2D",
     "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D",
     "GlobalMaxPooling2D", "MaxPooling2D", "Multiply", "ReLU", "Rescaling", "Reshape",
-    "Softmax", "ZeroPadding2D",
+    "Resizing", "Softmax", "ZeroPadding2D",
 )
 _OURS = ("ChannelShuffle", "ChannelSplit", "HardSigmoid", "HardSwish")
 _TWINS = {
@@ -45,6 +45,14 @@ SUPPORTED_ACTIVATIONS = ("linear", "relu", "sigmoid", "softmax", "tanh")
 # Config keys that only Keras 3 has, with the value meaning "feature not used"; any other
 # value (a LoRA rank, a Keras 3 quantization config) has no tf_keras equivalent.
 _KERAS3_ONLY_KEYS = {"quantization_config": None, "lora_rank": None, "lora_alpha": None}
+# The same, for the options only one layer type has in Keras 3 (tf_keras' Resizing takes
+# neither a data format nor padding to the aspect ratio, nor antialiasing).
+_KERAS3_ONLY_KEYS_BY_TYPE = {
+    keras.layers.Resizing: {
+        "data_format": "channels_last", "pad_to_aspect_ratio": False, "fill_mode": "constant",
+        "fill_value": 0.0, "antialias": False,
+    },
+}
 
 
 def _unsupported(layer, what):
@@ -70,7 +78,8 @@ def _translate_config(layer):
     if policy.name != "float32":
         raise _unsupported(layer, f"dtype policy {policy.name!r} (QAT needs float32)")
     config["dtype"] = "float32"
-    for key, unused in _KERAS3_ONLY_KEYS.items():
+    keras3_only = {**_KERAS3_ONLY_KEYS, **_KERAS3_ONLY_KEYS_BY_TYPE.get(type(layer), {})}
+    for key, unused in keras3_only.items():
         if key in config and config.pop(key) != unused:
             raise _unsupported(layer, f"Keras 3 only option {key!r} is set")
     # Initializers only matter for fresh weights; every weight is copied over afterwards.
