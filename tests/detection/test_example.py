@@ -66,3 +66,19 @@ def test_smoke_int8_detector_matches_the_qat_model(smoke):
     assert "NON_MAX_SUPPRESSION_V5" in results["op_report"]
     assert results["compared_detections"] >= 20
     assert results["agreement"] >= 0.8, results
+
+
+@pytest.mark.acceptance
+def test_full_example_meets_the_detection_targets():
+    """Issue 6's targets at the example's defaults (several minutes; ``-m acceptance``).
+
+    Held-out mAP@0.5 >= 0.7, and the int8 TFLite detector (with post-processing)
+    reproduces >= 95% of the QAT model's detections (same label, IoU >= 0.9, every corner
+    within 2 px).
+    """
+    script = _load_script()
+    results = script.run(script.Config(verbose=0))
+    assert results["rows"]["TFLite int8"]["mAP@0.5"] >= 0.7, script.table(results)
+    assert results["rows"]["Keras float"]["mAP@0.5"] >= 0.7, script.table(results)
+    assert results["agreement"] >= 0.95, script.table(results)
+    assert results["int8_kernels"], results["op_report"]

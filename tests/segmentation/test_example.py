@@ -96,3 +96,20 @@ def test_int8_file_is_integer_and_agrees_with_the_qat_model(smoke):
     scale = runner.output_details[0]["quantization"][0]
     assert np.abs(actual - expected).mean() < 2 * scale
     assert np.corrcoef(actual.ravel(), expected.ravel())[0, 1] > 0.95
+
+
+@pytest.mark.acceptance
+def test_full_example_meets_the_segmentation_targets(tmp_path):
+    """Issue 7's targets at the example's defaults (several minutes; ``-m acceptance``).
+
+    Held-out mean IoU >= 0.8, and the int8 TFLite file's argmax masks agree with the QAT
+    Keras model's on >= 98% of pixels.
+    """
+    spec = importlib.util.spec_from_file_location("train_lraspp_shapes", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.run(example.Config(output_dir=str(tmp_path)), verbose=0)
+    assert result.row("Keras float").mean_iou >= 0.8, result.table()
+    int8 = result.row("TFLite int8 (QAT)")
+    assert int8.mean_iou >= 0.8, result.table()
+    assert int8.agreement >= 0.98, result.table()
