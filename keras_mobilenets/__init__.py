@@ -11,7 +11,9 @@ __version__ = "0.1.0"
 
 from keras_mobilenets import (
     datasets,
+    distribute,
     export,
+    finetune,
     layers,
     profiling,
     quantization,
@@ -44,7 +46,9 @@ __all__ = [
     "ShuffleNetV2",
     "StrideEndpoint",
     "datasets",
+    "distribute",
     "export",
+    "finetune",
     "layers",
     "profiling",
     "quantization",
