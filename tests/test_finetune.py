@@ -12,8 +12,7 @@ from keras_mobilenets.datasets import shapes
 from keras_mobilenets.training import batch_norm_layers, reestimate_batch_norm
 
 TINY = dict(backbone="MobileNetV3Small", backbone_kwargs={"alpha": 0.35, "minimalistic": True},
-            weights=None, image_size=32, batch_size=8, calibration_images=16, latency_runs=5,
-            optimizer="sgd")  # SGD traces in half Adam's time; the CLI test runs Adam
+            weights=None, image_size=32, batch_size=8, calibration_images=16, latency_runs=5)
 
 
 def write_images(folder, counts):
@@ -83,6 +82,7 @@ def _backbone_weights(model):
 
 
 def test_phases_freeze_the_backbone_then_its_batch_norms():
+    # SGD: its training step traces in half the time of Adam's on a whole network.
     images, labels = shapes.load("train", num_images=16, image_size=32)
     data = tf.data.Dataset.from_tensor_slices((images.astype("float32"), labels)).batch(8)
     model = finetune.build_classifier(5, "MobileNetV3Small", image_size=32, weights=None,
