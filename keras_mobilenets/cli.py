@@ -53,6 +53,11 @@ def models_table(variants=None, input_size=224, progress=True):
 
 
 def _models(args):
+    if args.markdown:
+        from keras_mobilenets import zoo
+
+        print(zoo.model_zoo_markdown(), end="")
+        return 0
     print(models_table(input_size=args.input_size))
     return 0
 
@@ -333,6 +338,9 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     models = commands.add_parser("models", help="print the model table (params, MACs)")
     models.add_argument("--input-size", type=int, default=224, help="square input size")
+    models.add_argument("--markdown", action="store_true",
+                        help="print the reference table as markdown (docs/model_zoo.md) "
+                             "without building the models")
     models.set_defaults(run=_models)
     demo = commands.add_parser(
         "demo",
