@@ -142,39 +142,28 @@ def _predict(args):
     return 0
 
 
-def _int_at_least(minimum):
-    """An argparse type: an int >= ``minimum``."""
+def _number_type(convert, accept, allowed):
+    """An argparse type: ``convert(text)`` if ``accept`` takes it, else an error saying
+    what is ``allowed``."""
 
     def parse(text):
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}, got {text!r}")
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
         return value
 
     return parse
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
+def _int_at_least(minimum):
+    return _number_type(int, lambda value: value >= minimum, f"an int >= {minimum}")
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
-    return value
+_positive_float = _number_type(float, lambda value: value > 0, "a number > 0")
+_fraction = _number_type(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
 
 
 def _weights(text):
