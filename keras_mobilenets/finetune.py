@@ -116,8 +116,8 @@ def check_image_folder(data_dir):
         raise ValueError(f"`data_dir` {path!r} does not exist.")
     if not os.path.isdir(path):
         raise ValueError(f"`data_dir` {path!r} is not a folder.")
-    layout = ("expected one sub-folder of images per class, e.g. "
-              f"{os.path.join(path, 'cats', '001.jpg')} and {os.path.join(path, 'dogs', '001.jpg')}")
+    cats, dogs = (os.path.join(path, name, "001.jpg") for name in ("cats", "dogs"))
+    layout = f"expected one sub-folder of images per class, e.g. {cats} and {dogs}"
     classes = sorted(
         name for name in os.listdir(path)
         if not name.startswith(".") and os.path.isdir(os.path.join(path, name))

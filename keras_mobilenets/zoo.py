@@ -132,7 +132,8 @@ def model_zoo_markdown():
         "",
         "Every named variant of `keras_mobilenets.zoo.VARIANTS`. Build one with the builder",
         "call shown (add `weights=\"imagenet\"` for the published weights, `include_top=False`",
-        "for a backbone), or by name: `keras_mobilenets.zoo.get(\"mobilenet_v3_small_1.0\").build()`.",
+        "for a backbone), or by name: "
+        "`keras_mobilenets.zoo.get(\"mobilenet_v3_small_1.0\").build()`.",
         "",
         "| variant | builder call | params | trainable params | MACs at 224 (M) "
         "| ImageNet weights (input sizes) | top-1 (%) |",

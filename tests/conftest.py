@@ -12,3 +12,19 @@ def _fresh_keras_session():
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     yield
+
+
+def pytest_collection_finish(session):
+    """Starts the subprocess jobs of the selected tests (see tests/background.py)."""
+    from tests import background
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # xdist parallelizes; start jobs on demand
+        return
+    background.start([marker.args[0] for item in session.items
+                      for marker in item.iter_markers("background")])
+
+
+def pytest_sessionfinish(session):
+    from tests import background
+
+    background.stop()

@@ -2,26 +2,35 @@
 
 import os
 import re
+import sys
 
 import pytest
 
 from keras_mobilenets import cli, export
+from tests import background
+
+
+END_TO_END = [
+    "finetune", "--weights", "none", "--minimalistic", "--alpha", "0.35", "--image-size", "32",
+    "--batch-size", "8", "--shapes-images", "30", "--epochs", "1", "--fine-tune-epochs", "1",
+    "--qat", "--qat-epochs", "1", "--latency-runs", "5",
+    "--optimizer", "sgd",  # traces in half the time of Adam (run by the resume test)
+    "--export", "shapes_int8.tflite", "--output-dir", "run",
+]
+# The command as users run it, in its own process started with the session.
+background.register("cli:finetune", lambda folder: {
+    "args": [sys.executable, "-m", "keras_mobilenets", *END_TO_END]})
 
 
 @pytest.mark.slow
-def test_finetune_trains_quantizes_exports_and_prints_the_table(tmp_path, capsys):
+@pytest.mark.background("cli:finetune")
+def test_finetune_trains_quantizes_exports_and_prints_the_table():
     pytest.importorskip("tf_keras")
     pytest.importorskip("ai_edge_litert")
-    output, int8 = tmp_path / "run", tmp_path / "shapes_int8.tflite"
-    status = cli.main([
-        "finetune", "--weights", "none", "--minimalistic", "--alpha", "0.35",
-        "--image-size", "32", "--batch-size", "8", "--shapes-images", "30", "--epochs", "1",
-        "--fine-tune-epochs", "1", "--qat", "--qat-epochs", "1", "--latency-runs", "5",
-        "--optimizer", "sgd",  # traces in half the time of Adam (run by the resume test)
-        "--export", str(int8), "--output-dir", str(output),
-    ])
-    out = capsys.readouterr().out
-    assert status == 0, out
+    process, folder = background.result("cli:finetune")
+    out = process.stdout
+    assert process.returncode == 0, out[-3000:] + process.stderr[-5000:]
+    output, int8 = folder / "run", folder / "shapes_int8.tflite"
     # Steps, Keras progress bars and the table with one row per model and file.
     for step in ("[1/6]", "[3/6] 1 epochs with the backbone frozen", "[5/6]", "[6/6]"):
         assert step in out

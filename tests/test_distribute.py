@@ -1,17 +1,13 @@
 """tf.distribute: strategies by name, and MirroredStrategy training equal to one device."""
 
 import json
-import os
-import pathlib
-import subprocess
 import sys
 
 import pytest
 
 from keras_mobilenets import distribute
 from keras_mobilenets.training import batch_norm_layers
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests import background
 
 # Runs in a fresh process: logical devices must be configured before TensorFlow starts.
 # Trains the same small model from the same weights on the same 4 batches (global batch 16,
@@ -64,14 +60,16 @@ print("RESULT " + json.dumps(result))
 """
 
 
+background.register("mirrored-vs-one-device",
+                    lambda folder: {"args": [sys.executable, "-c", MIRRORED_SCRIPT]})
+
+
 @pytest.mark.slow
+@pytest.mark.background("mirrored-vs-one-device")
 def test_mirrored_training_matches_one_device():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], env=env, cwd=REPO,
-                             capture_output=True, text=True, timeout=300)
+    process, _ = background.result("mirrored-vs-one-device")
     assert process.returncode == 0, process.stderr[-3000:]
-    line = next(l for l in process.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(x for x in process.stdout.splitlines() if x.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     synchronized, per_replica = result["synchronized"], result["per_replica"]
     assert synchronized["replicas"] == per_replica["replicas"] == 2
