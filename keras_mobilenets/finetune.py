@@ -55,6 +55,7 @@ import tensorflow as tf
 from keras_mobilenets.backbone import BACKBONES, headless_backbone
 from keras_mobilenets.datasets import shapes
 from keras_mobilenets.export import compare
+from keras_mobilenets.models import common
 from keras_mobilenets.training import batch_norm_layers, reestimate_batch_norm
 
 logger = logging.getLogger(__name__)
@@ -73,13 +74,6 @@ _SHAPES_MARKER = ".keras_mobilenets_shapes.json"
 def _check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
-
-
-def _check_fraction(name, value, maximum_included=False):
-    bad = isinstance(value, bool) or not isinstance(value, (int, float))
-    if bad or not (0 <= value <= 1 if maximum_included else 0 <= value < 1):
-        allowed = "[0, 1]" if maximum_included else "[0, 1)"
-        raise ValueError(f"`{name}` must be a number in {allowed}, got {value!r}.")
 
 
 def _count_images(folder):
@@ -225,7 +219,7 @@ def image_folder_datasets(data_dir, image_size=224, batch_size=32, validation_sp
     class_names = check_image_folder(data_dir)
     _check_int("image_size", image_size, 32)
     _check_int("batch_size", batch_size, 1)
-    _check_fraction("validation_split", validation_split)
+    common.check_rate("validation_split", validation_split)
     _check_int("seed", seed, 0)
     options = dict(labels="inferred", label_mode="int", class_names=class_names,
                    image_size=(image_size, image_size), batch_size=batch_size, seed=seed,
@@ -374,7 +368,7 @@ def build_classifier(num_classes, backbone="MobileNetV3Small", image_size=224,
     """
     _check_int("num_classes", num_classes, 2)
     _check_int("image_size", image_size, 32)
-    _check_fraction("dropout_rate", dropout_rate)
+    common.check_rate("dropout_rate", dropout_rate)
     input_shape = (image_size, image_size, 3)
     if isinstance(backbone, str):
         _check_backbone_kwargs(backbone, backbone_kwargs)
@@ -518,18 +512,10 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
         ...           output_dir="run")
     """
     _check_int("epochs", epochs, 0)
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or (
-        not learning_rate > 0
-    ):
-        raise ValueError(f"`learning_rate` must be a number > 0, got {learning_rate!r}.")
-    if not isinstance(name, str) or not name or not name.replace("_", "").replace(
-        "-", ""
-    ).isalnum():
-        raise ValueError(
-            f"`name` must be letters, digits, '_' and '-', got {name!r}."
-        )
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {optimizer!r}.")
+    common.check_positive_number("learning_rate", learning_rate)
+    common.check_choice("optimizer", optimizer, OPTIMIZERS)
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"`name` must be letters, digits, '_' and '-', got {name!r}.")
     if epochs == 0:
         return PhaseResult(name, {}, ())
     library, suffix = _library_of(model)
@@ -647,10 +633,8 @@ class FineTuneConfig:
         """
         from keras_mobilenets.weights import check_weights_argument
 
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"`optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"`backbone` must be one of {BACKBONES}, got {self.backbone!r}.")
+        common.check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        common.check_choice("backbone", self.backbone, BACKBONES)
         if not isinstance(self.backbone_kwargs, dict):
             raise ValueError(
                 f"`backbone_kwargs` must be a dict, got {type(self.backbone_kwargs).__name__}."
@@ -662,15 +646,12 @@ class FineTuneConfig:
                               ("calibration_images", 1), ("latency_runs", 1), ("seed", 0)):
             _check_int(name, getattr(self, name), minimum)
         for name in ("learning_rate", "fine_tune_learning_rate", "qat_learning_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"`{name}` must be a number > 0, got {value!r}.")
-        _check_fraction("validation_split", self.validation_split)
-        _check_fraction("dropout_rate", self.dropout_rate)
+            common.check_positive_number(name, getattr(self, name))
+        common.check_rate("validation_split", self.validation_split)
+        common.check_rate("dropout_rate", self.dropout_rate)
         for name in ("augment", "sync_batch_norm", "qat"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
-        if self.freeze_batch_norm not in (None, True, False):
+            common.check_bool(name, getattr(self, name))
+        if self.freeze_batch_norm is not None and not isinstance(self.freeze_batch_norm, bool):
             raise ValueError(
                 f"`freeze_batch_norm` must be None, True or False, got {self.freeze_batch_norm!r}."
             )
