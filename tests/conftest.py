@@ -18,6 +18,8 @@ def pytest_collection_finish(session):
     """Starts the subprocess jobs of the selected tests (see tests/background.py)."""
     from tests import background
 
+    if session.config.option.collectonly:
+        return
     if os.environ.get("PYTEST_XDIST_WORKER"):  # xdist parallelizes; start jobs on demand
         return
     background.start([marker.args[0] for item in session.items
