@@ -5,9 +5,12 @@ Commands:
              side by side with the reference numbers.
     demo     the main job on the embedded default data (see ``demo --help``).
     predict  classify an image with an ImageNet model and print the top classes.
+    finetune fine-tune a backbone on a folder of images (or the shapes data), optionally
+             quantization-aware, and export int8 TFLite (see ``finetune --help``).
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -50,6 +53,11 @@ def models_table(variants=None, input_size=224, progress=True):
 
 
 def _models(args):
+    if args.markdown:
+        from keras_mobilenets import zoo
+
+        print(zoo.model_zoo_markdown(), end="")
+        return 0
     print(models_table(input_size=args.input_size))
     return 0
 
@@ -134,6 +142,182 @@ def _predict(args):
     return 0
 
 
+def _number_type(convert, accept, allowed):
+    """An argparse type: ``convert(text)`` if ``accept`` takes it, else an error saying
+    what is ``allowed``."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _int_at_least(minimum):
+    return _number_type(int, lambda value: value >= minimum, f"an int >= {minimum}")
+
+
+_positive_float = _number_type(float, lambda value: value > 0, "a number > 0")
+_fraction = _number_type(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
+
+
+def _weights(text):
+    """'imagenet', 'none' (random initialisation) or an existing weights file."""
+    if text == "imagenet":
+        return text
+    if text.lower() == "none":
+        return None
+    from keras_mobilenets.weights import WEIGHTS_SUFFIXES
+
+    if not os.path.isfile(text) or not text.endswith(WEIGHTS_SUFFIXES):
+        raise argparse.ArgumentTypeError(
+            "must be 'imagenet', 'none' or an existing weights file ending in "
+            f"{', '.join(WEIGHTS_SUFFIXES)}, got {text!r}"
+        )
+    return text
+
+
+def _tflite_path(text):
+    if not text.endswith(".tflite"):
+        raise argparse.ArgumentTypeError(f"must be a path ending in .tflite, got {text!r}")
+    return text
+
+
+def _finetune_config(args):
+    from keras_mobilenets.finetune import FineTuneConfig
+
+    backbone_kwargs = {}
+    if args.alpha is not None:
+        backbone_kwargs["alpha"] = args.alpha
+    if args.minimalistic:
+        backbone_kwargs["minimalistic"] = True
+    return FineTuneConfig(
+        backbone=args.model, backbone_kwargs=backbone_kwargs, weights=args.weights,
+        image_size=args.image_size, batch_size=args.batch_size,
+        validation_split=args.validation_split, augment=not args.no_augment,
+        dropout_rate=args.dropout, optimizer=args.optimizer, epochs=args.epochs,
+        learning_rate=args.learning_rate, fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_learning_rate=args.fine_tune_learning_rate, qat=args.qat,
+        qat_epochs=args.qat_epochs, qat_learning_rate=args.qat_learning_rate,
+        sync_batch_norm=args.sync_batch_norm, latency_runs=args.latency_runs, seed=args.seed,
+    )
+
+
+def _finetune(args, parser):
+    from keras_mobilenets import finetune
+
+    if args.data_dir is not None:
+        try:
+            finetune.check_image_folder(args.data_dir)
+        except ValueError as error:
+            parser.error(f"argument DATA_DIR: {error}")
+    for option, name, given in (("--alpha", "alpha", args.alpha is not None),
+                                ("--minimalistic", "minimalistic", args.minimalistic)):
+        if given and not finetune.builder_accepts(args.model, name):
+            parser.error(f"argument {option}: {args.model} has no `{name}` argument")
+    config = _finetune_config(args)
+    try:
+        config.check()
+    except ValueError as error:
+        parser.error(str(error))
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("keras_mobilenets.finetune")
+    logger.addHandler(handler)
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # printed here, not again by a root handler
+    try:
+        from keras_mobilenets.distribute import strategy_from_name
+
+        result = finetune.run_finetune(
+            args.data_dir, output_dir=args.output_dir, config=config, export=args.export,
+            strategy=strategy_from_name(args.strategy), shapes_images=args.shapes_images,
+        )
+    except (ValueError, OSError) as error:
+        print(f"keras-mobilenets finetune: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    notes = []
+    for name, phase in result.phases.items():
+        if phase.completed_before:
+            notes.append(f"{name} completed before (loaded its last checkpoint)")
+        elif phase.epochs and phase.epochs[0] > 0:
+            notes.append(f"{name} resumed at epoch {phase.epochs[0] + 1}")
+    print()
+    if notes:
+        print(f"Resumed the run in {args.output_dir}: {'; '.join(notes)}.")
+    split = "validation" if config.validation_split else "training"
+    print(f"Accuracy on the {split} images ({', '.join(result.class_names)}); 'agreement' is "
+          "top-1 agreement with the Keras model each one was made from; latency: LiteRT, "
+          "2 threads, median:")
+    print(result.table())
+    print(f"Files: {', '.join(result.files.values())}  ({result.seconds:.0f} s)")
+    return 0
+
+
+def _add_finetune_parser(commands):
+    from keras_mobilenets.backbone import BACKBONES
+    from keras_mobilenets.distribute import STRATEGIES
+
+    finetune = commands.add_parser(
+        "finetune",
+        help="fine-tune a backbone on a folder of class sub-folders of images",
+        description="Fine-tune a backbone (new head, frozen then unfrozen) on DATA_DIR, a "
+        "folder with one sub-folder of images per class (without DATA_DIR: the embedded "
+        "shapes data), optionally quantization-aware (--qat), export int8 TFLite "
+        "(--export) and print accuracy, size and latency. Every epoch is checkpointed in "
+        "--output-dir; run the same command again to resume after an interruption.",
+    )
+    finetune.add_argument("data_dir", metavar="DATA_DIR", nargs="?", default=None,
+                          help="folder of class sub-folders (default: the shapes data)")
+    finetune.add_argument("--model", default="MobileNetV3Small", choices=BACKBONES,
+                          help="backbone builder (default MobileNetV3Small)")
+    finetune.add_argument("--alpha", type=_positive_float, default=None,
+                          help="width multiplier (MobileNet, V2, V3)")
+    finetune.add_argument("--minimalistic", action="store_true", help="MobileNetV3 minimalistic")
+    finetune.add_argument("--weights", type=_weights, default="imagenet",
+                          help="'imagenet' (default), 'none' or a backbone weights file")
+    finetune.add_argument("--image-size", type=_int_at_least(32), default=224)
+    finetune.add_argument("--batch-size", type=_int_at_least(1), default=32,
+                          help="global batch size")
+    finetune.add_argument("--validation-split", type=_fraction, default=0.2)
+    finetune.add_argument("--no-augment", action="store_true", help="no random augmentation")
+    finetune.add_argument("--dropout", type=_fraction, default=0.2, help="dropout of the head")
+    finetune.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
+                          help="adam (default) or sgd with momentum 0.9")
+    finetune.add_argument("--epochs", type=_int_at_least(0), default=5,
+                          help="epochs with the backbone frozen (default 5)")
+    finetune.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    finetune.add_argument("--fine-tune-epochs", type=_int_at_least(0), default=5,
+                          help="epochs with the backbone unfrozen (default 5)")
+    finetune.add_argument("--fine-tune-learning-rate", type=_positive_float, default=1e-4)
+    finetune.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning")
+    finetune.add_argument("--qat-epochs", type=_int_at_least(1), default=1)
+    finetune.add_argument("--qat-learning-rate", type=_positive_float, default=1e-5)
+    finetune.add_argument("--export", type=_tflite_path, default=None, metavar="OUT.tflite",
+                          help="write an int8 TFLite file (from the QAT model with --qat)")
+    finetune.add_argument("--output-dir", default="finetune_output",
+                          help="checkpoints, backups, model files (default finetune_output)")
+    finetune.add_argument("--shapes-images", type=_int_at_least(10), default=1000,
+                          help="images of the shapes data (without DATA_DIR)")
+    finetune.add_argument("--strategy", default="default", choices=STRATEGIES,
+                          help="tf.distribute strategy (default: one device)")
+    finetune.add_argument("--sync-batch-norm", action="store_true",
+                          help="batch statistics over all replicas")
+    finetune.add_argument("--latency-runs", type=_int_at_least(1), default=50)
+    finetune.add_argument("--seed", type=_int_at_least(0), default=0)
+    finetune.set_defaults(run=lambda args: _finetune(args, finetune))
+
+
 def build_parser():
     """The argument parser of the ``keras-mobilenets`` command."""
     parser = argparse.ArgumentParser(
@@ -143,6 +327,9 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     models = commands.add_parser("models", help="print the model table (params, MACs)")
     models.add_argument("--input-size", type=int, default=224, help="square input size")
+    models.add_argument("--markdown", action="store_true",
+                        help="print the reference table as markdown (docs/model_zoo.md) "
+                             "without building the models")
     models.set_defaults(run=_models)
     demo = commands.add_parser(
         "demo",
@@ -169,6 +356,7 @@ def build_parser():
         help="square input size (224, the checkpoints' size, by default)",
     )
     predict.set_defaults(run=_predict)
+    _add_finetune_parser(commands)
     return parser
 
 

@@ -20,18 +20,12 @@ import keras
 import numpy as np
 
 from keras_mobilenets.datasets import shapes
+from keras_mobilenets.export import compare
 from keras_mobilenets.training import reestimate_batch_norm
 
 
-@dataclasses.dataclass(frozen=True)
-class DemoRow:
-    """One line of the demo table (accuracies on the held-out split, in [0, 1])."""
-
-    name: str
-    accuracy: float
-    agreement: float = None  # top-1 agreement with the reference Keras model of the row
-    size_kib: float = None
-    latency_ms: float = None
+# One line of the demo table (accuracies on the held-out split, in [0, 1]).
+DemoRow = compare.Row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,26 +42,7 @@ class DemoResult:
 
     def table(self):
         """The result as a text table."""
-
-        def cell(value, fmt):
-            return format(value, fmt) if value is not None else "-"
-
-        lines = [f"{'model':28s} {'accuracy':>9s} {'agreement':>10s} {'size KiB':>9s} "
-                 f"{'latency ms':>11s}"]
-        for row in self.rows:
-            lines.append(
-                f"{row.name:28s} {cell(row.accuracy, '9.4f')} {cell(row.agreement, '10.4f')} "
-                f"{cell(row.size_kib, '9.1f')} {cell(row.latency_ms, '11.3f')}"
-            )
-        return "\n".join(lines)
-
-
-def _accuracy(probabilities, labels):
-    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
-
-
-def _agreement(a, b):
-    return float(np.mean(np.argmax(a, axis=-1) == np.argmax(b, axis=-1)))
+        return compare.format_table(self.rows)
 
 
 def run_demo(
@@ -165,21 +140,15 @@ def run_demo(
                      representative_data=x_train[:256])
 
     say("[5/5] Running the TFLite files with LiteRT on the held-out images")
-    runs = {name: export.LiteRTModel(path) for name, path in files.items()}
-    outputs = {name: runner.predict(x_test) for name, runner in runs.items()}
-    latency = {name: runner.latency(runs=100, warmup=10).median_ms
-               for name, runner in runs.items()}
-    size = {name: os.path.getsize(path) / 1024 for name, path in files.items()}
-    rows = (
-        DemoRow("Keras float", _accuracy(float_probs, y_test)),
-        DemoRow("Keras QAT", _accuracy(qat_probs, y_test), _agreement(qat_probs, float_probs)),
-        DemoRow("TFLite float32", _accuracy(outputs["float32"], y_test),
-                _agreement(outputs["float32"], float_probs), size["float32"], latency["float32"]),
-        DemoRow("TFLite int8 (QAT)", _accuracy(outputs["int8_qat"], y_test),
-                _agreement(outputs["int8_qat"], qat_probs), size["int8_qat"],
-                latency["int8_qat"]),
-        DemoRow("TFLite int8 (post-training)", _accuracy(outputs["int8_ptq"], y_test),
-                _agreement(outputs["int8_ptq"], float_probs), size["int8_ptq"],
-                latency["int8_ptq"]),
-    )
-    return DemoResult(rows=rows, files=files, seconds=time.perf_counter() - start)
+    references = {"float32": float_probs, "int8_qat": qat_probs, "int8_ptq": float_probs}
+    names = {"float32": "TFLite float32", "int8_qat": "TFLite int8 (QAT)",
+             "int8_ptq": "TFLite int8 (post-training)"}
+    rows = [
+        DemoRow("Keras float", compare.accuracy(float_probs, y_test)),
+        DemoRow("Keras QAT", compare.accuracy(qat_probs, y_test),
+                compare.agreement(qat_probs, float_probs)),
+    ]
+    for key, path in files.items():
+        row, _ = compare.tflite_row(names[key], path, x_test, y_test, references[key])
+        rows.append(row)
+    return DemoResult(rows=tuple(rows), files=files, seconds=time.perf_counter() - start)

@@ -30,8 +30,7 @@ def reestimate_batch_norm(model, images, batch_size=16):
         34
     """
     images = np.asarray(images, dtype="float32")
-    norms = [layer for layer in _all_layers(model)
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = batch_norm_layers(model)
     momenta = [layer.momentum for layer in norms]
     sums = None
     batches = range(0, len(images), batch_size)
@@ -49,6 +48,17 @@ def reestimate_batch_norm(model, images, batch_size=16):
         layer.moving_variance.assign(variance / count)
         layer.momentum = momentum
     return len(norms)
+
+
+def batch_norm_layers(model):
+    """The BatchNormalization layers of ``model``, nested models included, in order.
+
+    Example:
+        >>> len(batch_norm_layers(keras_mobilenets.MobileNetV3Small()))
+        34
+    """
+    return [layer for layer in _all_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def _all_layers(model):

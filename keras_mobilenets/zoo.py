@@ -90,3 +90,78 @@ def get(name):
     if name not in BY_NAME:
         raise ValueError(f"Unknown model variant {name!r}; known variants: {sorted(BY_NAME)}.")
     return BY_NAME[name]
+
+
+def imagenet_input_sizes(variant):
+    """Input sizes of the published ImageNet checkpoints that fit ``variant`` (may be empty).
+
+    Example:
+        >>> imagenet_input_sizes(get("mobilenet_v2_1.0"))
+        [96, 128, 160, 192, 224]
+    """
+    from keras_mobilenets.weights import registry
+
+    family = {builder: family for family, builder in registry.FAMILY_BUILDERS.items()}.get(
+        variant.builder)
+    alpha = variant.kwargs.get("alpha", 1.0)
+    minimalistic = variant.kwargs.get("minimalistic", False)
+    return sorted({
+        checkpoint.rows for checkpoint in registry.CHECKPOINTS
+        if checkpoint.family == family and abs(checkpoint.alpha - alpha) < 1e-6
+        and checkpoint.minimalistic == minimalistic
+    })
+
+
+def model_zoo_markdown():
+    """The model zoo page of the documentation (``docs/model_zoo.md``) as markdown.
+
+    One row per variant of :data:`VARIANTS`: the builder call, the reference numbers
+    (parameters, multiply-adds at 224x224, ImageNet top-1) and the input sizes of the
+    published ImageNet weights from the weights registry. Nothing is built, so it is
+    instant; ``keras-mobilenets models`` builds every variant and prints measured numbers.
+
+    Example:
+        >>> print(model_zoo_markdown())  # keras-mobilenets models --markdown
+    """
+
+    def number(value, fmt):
+        return format(value, fmt) if value is not None else "—"
+
+    lines = [
+        "# Model zoo",
+        "",
+        "Every named variant of `keras_mobilenets.zoo.VARIANTS`. Build one with the builder",
+        "call shown (add `weights=\"imagenet\"` for the published weights, `include_top=False`",
+        "for a backbone), or by name: "
+        "`keras_mobilenets.zoo.get(\"mobilenet_v3_small_1.0\").build()`.",
+        "",
+        "| variant | builder call | params | trainable params | MACs at 224 (M) "
+        "| ImageNet weights (input sizes) | top-1 (%) |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    for variant in VARIANTS:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in variant.kwargs.items())
+        sizes = imagenet_input_sizes(variant)
+        lines.append(
+            f"| {variant.name} | `{variant.builder}({arguments})` "
+            f"| {number(variant.params, ',d')} | {number(variant.trainable_params, ',d')} "
+            f"| {number(variant.macs_millions, 'g')} "
+            f"| {', '.join(map(str, sizes)) if sizes else 'none'} "
+            f"| {number(variant.top1, 'g')} |"
+        )
+    lines += [
+        "",
+        "Reference numbers, which the test suite checks our builders against: *params* is",
+        "keras.applications' `count_params()` with the 1000-class top (batch-norm statistics",
+        "included), *trainable params* torchvision's count for the same architecture, *MACs*",
+        "the multiply-adds the papers report at 224x224, *top-1* the ImageNet accuracy",
+        "published for the checkpoint. — : no reference number.",
+        "`keras-mobilenets models` builds every variant and prints the parameters and",
+        "multiply-adds measured on our models side by side with these (the README lists them).",
+        "ImageNet weights: keras.applications' published files (input sizes without a file",
+        "of their own load the 224 weights); the ShuffleNets have none.",
+        "",
+        "This page is generated: `keras-mobilenets models --markdown > docs/model_zoo.md`.",
+        "",
+    ]
+    return "\n".join(lines)

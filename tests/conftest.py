@@ -43,3 +43,21 @@ def pytest_collection_modifyitems(config, items):
                   if callspec is not None and name in callspec.params]
         group = ":".join([item.module.__name__, *params]).replace("[", "(").replace("]", ")")
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session):
+    """Starts the subprocess jobs of the selected tests (see tests/background.py)."""
+    from tests import background
+
+    if session.config.option.collectonly:
+        return
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # xdist parallelizes; start jobs on demand
+        return
+    background.start([marker.args[0] for item in session.items
+                      for marker in item.iter_markers("background")])
+
+
+def pytest_sessionfinish(session):
+    from tests import background
+
+    background.stop()

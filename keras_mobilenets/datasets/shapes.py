@@ -179,7 +179,12 @@ def as_dataset(split="train", num_images=1000, image_size=64, task="classificati
     ``include_preprocessing=True``); targets are as in ``load``.
 
     Args:
-        split, num_images, image_size, task, seed, max_objects: As in ``load``.
+        split: As in ``load``.
+        num_images: As in ``load``.
+        image_size: As in ``load``.
+        task: As in ``load``.
+        seed: As in ``load``.
+        max_objects: As in ``load``.
         batch_size: Batch size (>= 1).
         shuffle: Shuffle the images every epoch (seeded with ``seed``).
 

@@ -67,7 +67,9 @@ class SSDClassLoss(keras.losses.Loss):
         focal_gamma: Focusing parameter of ``"focal"`` (>= 0).
         focal_alpha: Weight of object boxes in ``"focal"`` (background boxes get
             ``1 - focal_alpha``), in (0, 1).
-        name, reduction, dtype: As for ``keras.losses.Loss``.
+        name: Loss name (as for ``keras.losses.Loss``).
+        reduction: Reduction (as for ``keras.losses.Loss``).
+        dtype: Dtype of the computation (as for ``keras.losses.Loss``).
 
     Raises:
         ValueError: On an invalid argument.

@@ -139,8 +139,10 @@ class SSDPostprocess(keras.layers.Layer):
 
         Args:
             model: A model built by ``SSDLite`` (Keras 3).
-            aspect_ratios, min_ratio, max_ratio, clip: The default boxes the model was
-                built for (``DefaultBoxes.from_model``).
+            aspect_ratios: Aspect ratios the model was built for (``DefaultBoxes.from_model``).
+            min_ratio: Smallest default-box scale (``DefaultBoxes.from_model``).
+            max_ratio: Largest default-box scale (``DefaultBoxes.from_model``).
+            clip: Whether default boxes are clipped to the image (``DefaultBoxes.from_model``).
             **kwargs: The other ``SSDPostprocess`` arguments.
 
         Example:

@@ -1,0 +1,142 @@
+"""Training on several devices with TensorFlow's own ``tf.distribute`` strategies.
+
+The package has no training engine of its own: its models are plain Keras models, so
+``model.fit`` runs under any ``tf.distribute`` strategy when the model is built and
+compiled inside ``strategy.scope()`` (Keras then splits every global batch between the
+replicas and all-reduces the gradients). This module only picks a strategy by name and
+offers synchronized batch normalization for small per-replica batches.
+
+QAT models from ``quantization.quantize_model`` (tf_keras) train under a strategy too when
+``quantize_model`` and ``compile`` run inside the same scope (checked with
+``MirroredStrategy``; not checked on TPUs).
+
+Example:
+    >>> strategy = strategy_from_name("mirrored")
+    >>> with strategy.scope():
+    ...     model = keras_mobilenets.MobileNetV3Small(input_shape=(224, 224, 3), classes=5)
+    ...     model.compile("adam", "sparse_categorical_crossentropy")
+    >>> model.fit(dataset, epochs=3)  # dataset batches are global batches
+"""
+
+import logging
+import os
+
+import keras
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("auto", "default", "mirrored", "tpu", "multiworker")
+
+
+def _connect_tpu(tpu):
+    """A ``TPUStrategy`` on the TPU ``tpu`` names ('' or None: Colab's / the local one)."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        raise ValueError(
+            f"`strategy='tpu'`: no TPU found ({error}). In Colab choose a TPU runtime "
+            "(Runtime > Change runtime type); on a Cloud TPU VM pass tpu='local'."
+        ) from error
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _tpu_visible():
+    return bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME")
+                or tf.config.list_logical_devices("TPU"))
+
+
+def strategy_from_name(name="auto", devices=None, tpu=None):
+    """Returns the ``tf.distribute`` strategy called ``name``.
+
+    Args:
+        name: One of :data:`STRATEGIES`:
+
+            * ``"auto"``: a TPU when one is attached (Colab TPU runtime, ``TPU_NAME``),
+              else ``MirroredStrategy`` when there are several GPUs, else the default
+              (single-device) strategy;
+            * ``"default"``: ``tf.distribute.get_strategy()``, one device;
+            * ``"mirrored"``: ``MirroredStrategy`` over ``devices`` (all GPUs by default,
+              or the CPU when there is none);
+            * ``"tpu"``: ``TPUStrategy`` (connects to and initializes the TPU system);
+            * ``"multiworker"``: ``MultiWorkerMirroredStrategy``, configured by the
+              ``TF_CONFIG`` environment variable of each worker. Create it at the start
+              of the program, before any other TensorFlow operation.
+        devices: Device names for ``"mirrored"`` (e.g. ``["/gpu:0", "/gpu:1"]``).
+        tpu: TPU address or name for ``"tpu"`` (None finds Colab's; ``"local"`` on a
+            Cloud TPU VM).
+
+    Returns:
+        A ``tf.distribute.Strategy``.
+
+    Raises:
+        ValueError: On an unknown name, ``devices`` with another strategy than
+            ``"mirrored"``, or ``"tpu"`` without a reachable TPU.
+
+    Example:
+        >>> strategy = strategy_from_name("mirrored", devices=["/cpu:0"])
+        >>> strategy.num_replicas_in_sync
+        1
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {name!r}.")
+    if devices is not None and name != "mirrored":
+        raise ValueError(
+            f"`devices` only applies to strategy='mirrored', got devices={devices!r} with "
+            f"strategy={name!r}."
+        )
+    if name == "auto":
+        if _tpu_visible():
+            name = "tpu"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+        logger.info("strategy 'auto' chose %r", name)
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "tpu":
+        return _connect_tpu(tpu)
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def synchronize_batch_norm(model):
+    """Makes every BatchNormalization of ``model`` use statistics of the global batch.
+
+    Under a strategy each replica normally normalizes with the statistics of its own part
+    of the batch, which are noisy when that part is small (e.g. 8 TPU cores sharing a batch
+    of 64). Synchronized batch normalization all-reduces the statistics over the replicas
+    in every training step, so training matches one device with the whole batch. It costs
+    one all-reduce per layer and step; it changes nothing in inference or on one device.
+    Call it before ``compile`` (TensorFlow backend only). Nested models are included.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        The number of BatchNormalization layers changed.
+
+    Raises:
+        ValueError: With another backend than TensorFlow.
+
+    Example:
+        >>> with strategy.scope():
+        ...     model = keras_mobilenets.MobileNetV2(input_shape=(96, 96, 3), classes=5)
+        ...     synchronize_batch_norm(model)
+        ...     model.compile("adam", "sparse_categorical_crossentropy")
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "synchronize_batch_norm needs the TensorFlow backend, got "
+            f"{keras.backend.backend()!r}."
+        )
+    from keras_mobilenets.training import batch_norm_layers
+
+    norms = batch_norm_layers(model)
+    for layer in norms:
+        layer.synchronized = True  # read by BatchNormalization.call when traced
+    return len(norms)
