@@ -187,9 +187,35 @@ def run(config, verbose=2):
         *([file_row("TFLite float32", "float32", float_masks)] if config.float_tflite else []),
         file_row("TFLite int8 (QAT)", "int8", qat_masks),
     )
+    figure = overlay_masks(x_test[:8], file_masks["int8"][:8],
+                           os.path.join(config.output_dir, "int8_masks.png"))
     return Result(config, rows, score(file_masks["int8"]).per_class_iou,
-                  tuple(history.history["loss"]), {"float": model, "qat": qat_model}, files,
-                  time.perf_counter() - start)
+                  tuple(history.history["loss"]), {"float": model, "qat": qat_model},
+                  {**files, "figure": figure}, time.perf_counter() - start)
+
+
+def overlay_masks(images, masks, path, columns=4):
+    """Saves a grid of images with their predicted masks overlaid (background clear)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab10", NUM_CLASSES)
+    rows = -(-len(images) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.5 * rows))
+    for index, axis in enumerate(np.ravel(axes)):
+        axis.axis("off")
+        if index >= len(images):
+            continue
+        axis.imshow(images[index].astype("uint8"))
+        overlay = colors(masks[index])
+        overlay[..., 3] = np.where(masks[index] > 0, 0.5, 0.0)  # background stays clear
+        axis.imshow(overlay)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
 
 
 def main(argv=None):

@@ -161,7 +161,37 @@ def run(config=Config()):
         "train_seconds": train_seconds,
         "seconds": time.perf_counter() - start,
         "flatbuffer": flatbuffer,
+        "images": test_x[:8],
+        "detections": {k: v[:8] for k, v in tflite.items()},
     }
+
+
+def draw_detections(images, detections, path, columns=4):
+    """Saves a grid of images with the detected boxes, class names and scores drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(images) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.5 * rows))
+    for index, axis in enumerate(np.ravel(axes)):
+        axis.axis("off")
+        if index >= len(images):
+            continue
+        axis.imshow(images[index].astype("uint8"))
+        for box, label, score in zip(detections["boxes"][index], detections["labels"][index],
+                                     detections["scores"][index]):
+            if label < 0:
+                continue
+            x1, y1, x2, y2 = box
+            axis.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow"))
+            axis.text(x1, y1, f"{shapes.CLASS_NAMES[label]} {score:.2f}", color="black",
+                      fontsize=7, backgroundcolor="yellow", verticalalignment="bottom")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path
 
 
 def table(results):
@@ -195,6 +225,9 @@ def main():
     with open(path, "wb") as f:
         f.write(results["flatbuffer"])
     print(f"int8 detector written to {path}")
+    figure = draw_detections(results["images"], results["detections"],
+                             os.path.join(tempfile.gettempdir(), "ssdlite_shapes_detections.png"))
+    print(f"int8 detections drawn on held-out images: {figure}")
     return 0
 
 

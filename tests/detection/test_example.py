@@ -82,3 +82,12 @@ def test_full_example_meets_the_detection_targets():
     assert results["rows"]["Keras float"]["mAP@0.5"] >= 0.7, script.table(results)
     assert results["agreement"] >= 0.95, script.table(results)
     assert results["int8_kernels"], results["op_report"]
+
+
+def test_smoke_detections_are_drawn(smoke, tmp_path):
+    script, results = smoke
+    assert results["images"].shape[0] == results["detections"]["boxes"].shape[0] > 0
+    path = script.draw_detections(results["images"], results["detections"],
+                                  str(tmp_path / "detections.png"))
+    with open(path, "rb") as figure:
+        assert figure.read(8) == b"\x89PNG\r\n\x1a\n"

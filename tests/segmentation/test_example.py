@@ -58,7 +58,10 @@ def test_smoke_run_prints_the_table_and_writes_the_files(smoke):
     assert result.table() in printed
     # Smoke mode skips the float32 file (tests/export covers float32 export); the int8
     # file holds about one byte per weight.
-    assert list(result.files) == ["int8"]
+    assert list(result.files) == ["int8", "figure"]
+    # The masks overlaid on held-out images, as a PNG file.
+    with open(result.files["figure"], "rb") as figure:
+        assert figure.read(8) == b"\x89PNG\r\n\x1a\n"
     float_bytes = 4 * result.models["float"].count_params()
     assert 0 < os.path.getsize(result.files["int8"]) < 0.5 * float_bytes
 
