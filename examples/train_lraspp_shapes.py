@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_mobilenets import export, segmentation  # noqa: E402
 from keras_mobilenets.datasets import shapes  # noqa: E402
+from keras_mobilenets.plotting import save_image_grid  # noqa: E402
 from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 
 SMOKE_ENV = "KERAS_MOBILENETS_SMOKE"
@@ -198,24 +199,14 @@ def overlay_masks(images, masks, path, columns=4):
     """Saves a grid of images with their predicted masks overlaid (background clear)."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    colors = matplotlib.colormaps["tab10"].resampled(NUM_CLASSES)
 
-    colors = plt.get_cmap("tab10", NUM_CLASSES)
-    rows = -(-len(images) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.5 * rows))
-    for index, axis in enumerate(np.ravel(axes)):
-        axis.axis("off")
-        if index >= len(images):
-            continue
-        axis.imshow(images[index].astype("uint8"))
+    def draw(axis, index):
         overlay = colors(masks[index])
         overlay[..., 3] = np.where(masks[index] > 0, 0.5, 0.0)  # background stays clear
         axis.imshow(overlay)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return path
+
+    return save_image_grid(images, path, draw, columns)
 
 
 def main(argv=None):

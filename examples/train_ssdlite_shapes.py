@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from keras_mobilenets import detection, export, training
 from keras_mobilenets.datasets import shapes
+from keras_mobilenets.plotting import save_image_grid
 
 SMOKE_VARIABLE = "KERAS_MOBILENETS_SMOKE"
 logger = logging.getLogger("train_ssdlite_shapes")
@@ -168,30 +169,19 @@ def run(config=Config()):
 
 def draw_detections(images, detections, path, columns=4):
     """Saves a grid of images with the detected boxes, class names and scores drawn."""
-    import matplotlib
+    from matplotlib.patches import Rectangle
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = -(-len(images) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 2.5 * rows))
-    for index, axis in enumerate(np.ravel(axes)):
-        axis.axis("off")
-        if index >= len(images):
-            continue
-        axis.imshow(images[index].astype("uint8"))
+    def draw(axis, index):
         for box, label, score in zip(detections["boxes"][index], detections["labels"][index],
                                      detections["scores"][index]):
             if label < 0:
                 continue
             x1, y1, x2, y2 = box
-            axis.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow"))
+            axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow"))
             axis.text(x1, y1, f"{shapes.CLASS_NAMES[label]} {score:.2f}", color="black",
                       fontsize=7, backgroundcolor="yellow", verticalalignment="bottom")
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return path
+
+    return save_image_grid(images, path, draw, columns)
 
 
 def table(results):
