@@ -26,9 +26,7 @@ def models_table(variants=None, input_size=224, progress=True):
     Returns:
         The table, one line per variant.
     """
-    import keras
-
-    from keras_mobilenets import profiling, zoo
+    from keras_mobilenets import zoo
 
     variants = zoo.VARIANTS if variants is None else variants
     header = (
@@ -36,26 +34,23 @@ def models_table(variants=None, input_size=224, progress=True):
         f"{'MACs(M)':>8s} {'ref MACs':>8s} {'top-1':>6s}"
     )
     lines = [header, "-" * len(header)]
-    bar = keras.utils.Progbar(len(variants), verbose=1 if progress else 0)
-    for variant in variants:
-        model = variant.build(input_shape=(input_size, input_size, 3))
-        report = profiling.profile(model)
+    measurements = zoo.measure_all(variants, input_size, progress=progress)
+    for variant, measured in zip(variants, measurements):
         reference = f"{variant.params:,d}" if variant.params else "-"
         ref_macs = f"{variant.macs_millions:g}" if variant.macs_millions else "-"
         top1 = f"{variant.top1:g}" if variant.top1 else "-"
         lines.append(
-            f"{variant.name:34s} {report.params:10,d} {reference:>10s} "
-            f"{report.trainable_params:10,d} {report.macs / 1e6:8.1f} {ref_macs:>8s} {top1:>6s}"
+            f"{variant.name:34s} {measured.params:10,d} {reference:>10s} "
+            f"{measured.trainable_params:10,d} {measured.macs_millions:8.1f} {ref_macs:>8s} "
+            f"{top1:>6s}"
         )
-        bar.add(1)
-        keras.backend.clear_session()
     return "\n".join(lines)
 
 
 def _models(args):
-    if args.markdown:
-        from keras_mobilenets import zoo
+    from keras_mobilenets import zoo
 
+    if args.markdown:
         print(zoo.model_zoo_markdown(), end="")
         return 0
     print(models_table(input_size=args.input_size))
@@ -328,8 +323,8 @@ def build_parser():
     models = commands.add_parser("models", help="print the model table (params, MACs)")
     models.add_argument("--input-size", type=int, default=224, help="square input size")
     models.add_argument("--markdown", action="store_true",
-                        help="print the reference table as markdown (docs/model_zoo.md) "
-                             "without building the models")
+                        help="print the model zoo page as markdown (docs/model_zoo.md), "
+                             "measured at 224x224")
     models.set_defaults(run=_models)
     demo = commands.add_parser(
         "demo",
@@ -366,6 +361,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if getattr(args, "input_size", 32) < 32:
         build_parser().error(f"--input-size must be >= 32, got {args.input_size}")
+    if getattr(args, "markdown", False) and args.input_size != 224:
+        build_parser().error("--markdown documents the models at 224x224; got "
+                             f"--input-size {args.input_size}")
     return args.run(args)
 
 

@@ -112,21 +112,124 @@ def imagenet_input_sizes(variant):
     })
 
 
-def model_zoo_markdown():
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """Numbers measured on our builder's model of a variant.
+
+    Attributes:
+        params: ``count_params()`` with the 1000-class top (batch-norm statistics included).
+        trainable_params: Trainable parameters.
+        macs_millions: Multiply-adds of convolutions and dense layers in millions.
+    """
+
+    params: int
+    trainable_params: int
+    macs_millions: float
+
+
+def measure(variant, input_size=224):
+    """Builds ``variant`` at ``input_size`` and measures it (see :class:`Measurement`).
+
+    Example:
+        >>> measure(get("mobilenet_v3_small_1.0")).params
+        2554968
+    """
+    import keras
+
+    from keras_mobilenets import profiling
+
+    report = profiling.profile(variant.build(input_shape=(input_size, input_size, 3)))
+    keras.backend.clear_session()
+    return Measurement(report.params, report.trainable_params, report.macs / 1e6)
+
+
+def measure_all(variants=None, input_size=224, progress=False):
+    """Measures every variant of ``variants`` (all of :data:`VARIANTS` by default).
+
+    Takes about a second per variant on a CPU.
+
+    Args:
+        variants: Variants to measure.
+        input_size: Square input size at which multiply-adds are counted.
+        progress: Show a progress bar.
+
+    Returns:
+        A list of :class:`Measurement`, in the order of ``variants``.
+    """
+    import keras
+
+    variants = VARIANTS if variants is None else variants
+    bar = keras.utils.Progbar(len(variants), verbose=1 if progress else 0)
+    measurements = []
+    for variant in variants:
+        measurements.append(measure(variant, input_size))
+        bar.add(1)
+    return measurements
+
+
+def _reference_params(variant):
+    references = []
+    if variant.params is not None:
+        references.append(f"{variant.params:,d}")
+    if variant.trainable_params is not None:
+        references.append(f"{variant.trainable_params:,d} trainable")
+    return ", ".join(references) or "—"
+
+
+def model_table_markdown(measurements=None, progress=False):
+    """The model table (markdown) of ``docs/model_zoo.md`` and the README.
+
+    One row per variant of :data:`VARIANTS`: the builder call, the parameters and
+    multiply-adds at 224x224 measured on our models, the reference numbers, the input
+    sizes of the published ImageNet weights (from the weights registry) and the
+    reference ImageNet top-1.
+
+    Args:
+        measurements: The variants' :class:`Measurement` in the order of
+            :data:`VARIANTS` (None: :func:`measure_all`, about 20 s on a CPU).
+        progress: Show a progress bar while measuring.
+
+    Example:
+        >>> print(model_table_markdown())  # keras-mobilenets models --markdown
+    """
+    if measurements is None:
+        measurements = measure_all(progress=progress)
+    if len(measurements) != len(VARIANTS):
+        raise ValueError(f"`measurements` must have one entry per variant ({len(VARIANTS)}), "
+                         f"got {len(measurements)}.")
+    lines = [
+        "| variant | builder call | params | trainable params | MACs at 224 (M) "
+        "| reference params | reference MACs (M) | ImageNet weights (input sizes) "
+        "| top-1 (%) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for variant, measured in zip(VARIANTS, measurements):
+        arguments = ", ".join(f"{key}={value!r}" for key, value in variant.kwargs.items())
+        sizes = imagenet_input_sizes(variant)
+        reference_macs = "—" if variant.macs_millions is None else f"{variant.macs_millions:g}"
+        top1 = "—" if variant.top1 is None else f"{variant.top1:g}"
+        lines.append(
+            f"| {variant.name} | `{variant.builder}({arguments})` "
+            f"| {measured.params:,d} | {measured.trainable_params:,d} "
+            f"| {measured.macs_millions:.1f} | {_reference_params(variant)} "
+            f"| {reference_macs} | {', '.join(map(str, sizes)) if sizes else 'none'} "
+            f"| {top1} |"
+        )
+    return "\n".join(lines)
+
+
+def model_zoo_markdown(measurements=None, progress=False):
     """The model zoo page of the documentation (``docs/model_zoo.md``) as markdown.
 
-    One row per variant of :data:`VARIANTS`: the builder call, the reference numbers
-    (parameters, multiply-adds at 224x224, ImageNet top-1) and the input sizes of the
-    published ImageNet weights from the weights registry. Nothing is built, so it is
-    instant; ``keras-mobilenets models`` builds every variant and prints measured numbers.
+    The table of :func:`model_table_markdown` with an introduction and notes.
+
+    Args:
+        measurements: As for :func:`model_table_markdown` (None: measure every variant).
+        progress: Show a progress bar while measuring.
 
     Example:
         >>> print(model_zoo_markdown())  # keras-mobilenets models --markdown
     """
-
-    def number(value, fmt):
-        return format(value, fmt) if value is not None else "—"
-
     lines = [
         "# Model zoo",
         "",
@@ -135,29 +238,17 @@ def model_zoo_markdown():
         "for a backbone), or by name: "
         "`keras_mobilenets.zoo.get(\"mobilenet_v3_small_1.0\").build()`.",
         "",
-        "| variant | builder call | params | trainable params | MACs at 224 (M) "
-        "| ImageNet weights (input sizes) | top-1 (%) |",
-        "|---|---|---:|---:|---:|---|---:|",
-    ]
-    for variant in VARIANTS:
-        arguments = ", ".join(f"{key}={value!r}" for key, value in variant.kwargs.items())
-        sizes = imagenet_input_sizes(variant)
-        lines.append(
-            f"| {variant.name} | `{variant.builder}({arguments})` "
-            f"| {number(variant.params, ',d')} | {number(variant.trainable_params, ',d')} "
-            f"| {number(variant.macs_millions, 'g')} "
-            f"| {', '.join(map(str, sizes)) if sizes else 'none'} "
-            f"| {number(variant.top1, 'g')} |"
-        )
-    lines += [
+        model_table_markdown(measurements, progress),
         "",
-        "Reference numbers, which the test suite checks our builders against: *params* is",
-        "keras.applications' `count_params()` with the 1000-class top (batch-norm statistics",
-        "included), *trainable params* torchvision's count for the same architecture, *MACs*",
-        "the multiply-adds the papers report at 224x224, *top-1* the ImageNet accuracy",
-        "published for the checkpoint. — : no reference number.",
-        "`keras-mobilenets models` builds every variant and prints the parameters and",
-        "multiply-adds measured on our models side by side with these (the README lists them).",
+        "*params*, *trainable params* and *MACs* are measured on our builders with the",
+        "1000-class top: `count_params()` (batch-norm statistics included, as",
+        "keras.applications counts), the trainable parameters, and the multiply-adds of",
+        "convolutions and dense layers at 224x224 (`keras_mobilenets.profiling`).",
+        "Reference numbers, which the test suite checks our builders against: *reference",
+        "params* is keras.applications' `count_params()` and, marked *trainable*,",
+        "torchvision's count for the same architecture; *reference MACs* the multiply-adds",
+        "the papers report at 224x224; *top-1* the ImageNet accuracy published for the",
+        "checkpoint. — : no reference number.",
         "ImageNet weights: keras.applications' published files (input sizes without a file",
         "of their own load the 224 weights); the ShuffleNets have none.",
         "",
