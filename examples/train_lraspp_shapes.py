@@ -149,7 +149,8 @@ def run(config, verbose=2):
     float_masks = segmentation.predict_masks(model, x_test)
 
     say(f"Quantization-aware fine-tuning for {config.qat_epochs} epoch(s)")
-    qat_model = quantize_model(model)
+    # Calibrated quantization ranges: QAT starts from ranges measured on training images.
+    qat_model = quantize_model(model, calibration_data=x_train[:512])
     import tf_keras  # installed with the qat extra, which quantize_model needs
 
     qat_model.compile(optimizer=tf_keras.optimizers.Adam(config.qat_learning_rate), loss=loss,
