@@ -18,8 +18,10 @@ the fine-tuning workflow under the strategy you pick:
           python examples/multi_device_training.py DATA_DIR --strategy multiworker \\
           --output-dir run_worker0
 
-  Every worker reads the whole DATA_DIR (Keras shards the batches between them) and needs
-  its own ``--output-dir`` on a local disk for checkpoints; worker 0's is the one to keep.
+  Every worker reads the whole DATA_DIR (the batches are sharded between them) and needs
+  its own ``--output-dir``; worker 0's is the one to keep. Keras 3 cannot ``fit`` under
+  several workers (keras-team/keras#20585), so the phases train tf_keras twins of the model
+  there, without per-epoch checkpoints (see docs/distributed.md).
 
 Keep the global batch size when adding replicas to train as on one device (per-replica
 batch = global batch / replicas), or scale batch and learning rate together. With small
@@ -101,7 +103,6 @@ def main(argv=None):
         if phase.history:
             print(f"{name}: val accuracy per epoch {phase.history.get('val_accuracy')}")
     print(result.table())
-    assert result.model.distribute_strategy is strategy
     return 0
 
 

@@ -104,6 +104,24 @@ def strategy_from_name(name="auto", devices=None, tpu=None):
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def is_multi_worker(strategy):
+    """Whether ``strategy`` is a ``MultiWorkerMirroredStrategy`` with several workers.
+
+    Keras 3's ``fit`` fails under such a strategy (keras-team/keras#20585: it reduces
+    per-replica values in ways the multi-worker strategy does not support), so
+    ``finetune.fit_phase`` trains Keras 3 models as tf_keras twins there. With one worker
+    (no ``TF_CONFIG``) the strategy is an ordinary single-machine strategy.
+
+    Example:
+        >>> is_multi_worker(tf.distribute.get_strategy())
+        False
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(cluster.get(job, ())) for job in ("chief", "worker")) > 1
+
+
 def synchronize_batch_norm(model):
     """Makes every BatchNormalization of ``model`` use statistics of the global batch.
 

@@ -28,8 +28,9 @@ With pretrained weights they stay frozen when the backbone is unfrozen
 far from the data after a short training, so they are re-estimated from training images
 (``training.reestimate_batch_norm``) before each validation and at the end of the phase.
 
-Every step builds and compiles inside the strategy the model was built under, so the
-workflow runs under ``tf.distribute`` strategies (see ``keras_mobilenets.distribute``).
+Every step builds and compiles inside the strategy it is given, so the workflow runs under
+``tf.distribute`` strategies (see ``keras_mobilenets.distribute``); under a multi-worker
+strategy the phases train tf_keras twins of the model (see :func:`fit_phase`).
 
 Example:
     >>> from keras_mobilenets import finetune
@@ -40,6 +41,7 @@ Example:
     >>> print(result.table())
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -54,6 +56,7 @@ import tensorflow as tf
 
 from keras_mobilenets.backbone import BACKBONES, headless_backbone
 from keras_mobilenets.datasets import shapes
+from keras_mobilenets.distribute import is_multi_worker
 from keras_mobilenets.export import compare
 from keras_mobilenets.models import common
 from keras_mobilenets.training import batch_norm_layers, reestimate_batch_norm
@@ -473,7 +476,7 @@ def _library_of(model):
 
 def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
               optimizer="adam", name="phase", output_dir=None, batch_norm_images=None,
-              callbacks=(), verbose=1):
+              callbacks=(), verbose=1, strategy=None):
     """Compiles and trains a model for one phase, with a checkpoint per epoch and resume.
 
     The model is compiled (``optimizer`` with a cosine decay from ``learning_rate``,
@@ -484,6 +487,13 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
     training is interrupted, calling ``fit_phase`` again with the same arguments
     resumes at the epoch after the last completed one; if the phase had completed, its
     last checkpoint is loaded and nothing trains.
+
+    Under ``MultiWorkerMirroredStrategy`` with several workers, Keras 3's ``fit`` fails
+    (keras-team/keras#20585), so a Keras 3 model trains as a tf_keras twin
+    (``quantization.translate.to_tf_keras``, made inside the strategy) whose weights are
+    copied back after the phase. There are no per-epoch checkpoints and no resume then
+    (every worker would need the chief's files on a shared file system), and
+    ``callbacks`` must be tf_keras callbacks.
 
     Args:
         model: A Keras 3 model, or a tf_keras QAT model from ``quantize_model``.
@@ -499,6 +509,8 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
             batch norms train; Keras 3 models only).
         callbacks: More callbacks for ``fit`` (of the model's library).
         verbose: ``fit`` verbosity (1: progress bars).
+        strategy: The ``tf.distribute`` strategy to train under (None: the one the model
+            was built under).
 
     Returns:
         A :class:`PhaseResult`.
@@ -522,11 +534,22 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
     if batch_norm_images is not None and library is not keras:
         raise ValueError("`batch_norm_images` applies to Keras 3 models only, not to QAT "
                          "models.")
+    strategy = model.distribute_strategy if strategy is None else strategy
+    if is_multi_worker(strategy):
+        if output_dir is not None:
+            logger.warning("phase %r: no checkpoints or resume under "
+                           "MultiWorkerMirroredStrategy", name)
+            output_dir = None
+        if library is keras:
+            return _fit_phase_as_tf_keras(
+                model, train_data, validation_data, strategy, batch_norm_images,
+                epochs=epochs, learning_rate=learning_rate, optimizer=optimizer, name=name,
+                callbacks=callbacks, verbose=verbose)
     steps = int(train_data.cardinality())
     schedule = learning_rate
     if steps > 0:
         schedule = library.optimizers.schedules.CosineDecay(learning_rate, epochs * steps)
-    with model.distribute_strategy.scope():
+    with strategy.scope():
         if optimizer == "adam":
             optimizer_object = library.optimizers.Adam(schedule)
         else:
@@ -563,6 +586,20 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
     if batch_norm_images is not None:
         reestimate_batch_norm(model, batch_norm_images)
     return PhaseResult(name, dict(history.history), tuple(history.epoch))
+
+
+def _fit_phase_as_tf_keras(model, train_data, validation_data, strategy, batch_norm_images,
+                           **phase):
+    """:func:`fit_phase` of a Keras 3 model through a tf_keras twin made in ``strategy``."""
+    from keras_mobilenets.quantization import translate
+
+    with strategy.scope():
+        twin = translate.to_tf_keras(model)
+    result = fit_phase(twin, train_data, validation_data, strategy=strategy, **phase)
+    translate.copy_weights_from_tf_keras(twin, model)
+    if batch_norm_images is not None:
+        reestimate_batch_norm(model, batch_norm_images)
+    return result
 
 
 # --------------------------------------------------------------------------------------
@@ -810,9 +847,12 @@ def run_finetune(data_dir=None, output_dir="finetune_output", config=None, expor
         export: Path of the int8 ``.tflite`` file to write (from the QAT model with
             ``config.qat``, else post-training int8); None exports nothing.
         strategy: A ``tf.distribute`` strategy to build and train under (None: the
-            current one).
+            current one). Under ``MultiWorkerMirroredStrategy`` with several workers, give
+            every worker its own ``output_dir``; the phases train tf_keras twins of the
+            model and keep no checkpoints (see :func:`fit_phase`).
         shapes_images: Number of shapes images when ``data_dir`` is None.
-        callbacks: More Keras callbacks for the float phases' ``fit``.
+        callbacks: More Keras callbacks for the float phases' ``fit`` (tf_keras callbacks
+            under a multi-worker strategy).
         verbose: 1 shows Keras progress bars, 0 is silent (steps are logged with
             ``logging`` at INFO level).
 
@@ -864,7 +904,9 @@ def run_finetune(data_dir=None, output_dir="finetune_output", config=None, expor
     logger.info("[2/6] building %s (weights=%s) with a %d-class head", config.backbone,
                 config.weights, len(class_names))
     keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
+    # Keras 3 cannot fit under a multi-worker strategy: there the model is built outside
+    # it and each phase trains a tf_keras twin made inside it (see fit_phase).
+    with contextlib.nullcontext() if is_multi_worker(strategy) else strategy.scope():
         model = build_classifier(len(class_names), config.backbone, config.image_size,
                                  config.weights, config.dropout_rate, **config.backbone_kwargs)
         if config.sync_batch_norm:
@@ -876,7 +918,8 @@ def run_finetune(data_dir=None, output_dir="finetune_output", config=None, expor
     if not pretrained:  # random kernels: give the frozen backbone realistic activations
         reestimate_batch_norm(model, sample)
     phases = {}
-    common = dict(output_dir=output_dir, optimizer=config.optimizer, verbose=verbose)
+    common = dict(output_dir=output_dir, optimizer=config.optimizer, verbose=verbose,
+                  strategy=strategy)
 
     logger.info("[3/6] %d epochs with the backbone frozen", config.epochs)
     set_backbone_trainable(model, False)

@@ -57,13 +57,18 @@ def batch_norm_layers(model):
         >>> len(batch_norm_layers(keras_mobilenets.MobileNetV3Small()))
         34
     """
-    return [layer for layer in _all_layers(model)
+    return [layer for layer in all_layers(model)
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def _all_layers(model):
+def all_layers(model):
+    """Yields the layers of ``model``, with the layers of nested models instead of them.
+
+    Example:
+        >>> names = [layer.name for layer in all_layers(classifier)]  # backbone's included
+    """
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
         else:
             yield layer

@@ -209,3 +209,41 @@ def to_tf_keras(model):
     for layer, twin in copies:
         twin.set_weights(layer.get_weights())
     return twin_model
+
+
+def copy_weights_from_tf_keras(twin, model):
+    """Copies the weights of a :func:`to_tf_keras` twin back into the Keras 3 ``model``.
+
+    Layers are matched by name (the twin keeps every layer's name; nested models are
+    flattened), so training the twin and copying back trains ``model``.
+
+    Args:
+        twin: The tf_keras model :func:`to_tf_keras` made from ``model``.
+        model: The Keras 3 model.
+
+    Returns:
+        The number of layers whose weights were copied.
+
+    Raises:
+        ValueError: If a layer of ``model`` with weights has no twin of the same name.
+
+    Example:
+        >>> twin = to_tf_keras(model)
+        >>> twin.fit(data)  # e.g. under a strategy Keras 3 cannot train with
+        >>> copy_weights_from_tf_keras(twin, model)
+    """
+    from keras_mobilenets.training import all_layers
+
+    twins = {layer.name: layer for layer in twin.layers}
+    copied = 0
+    for layer in all_layers(model):
+        if not layer.weights:
+            continue
+        if layer.name not in twins:
+            raise ValueError(
+                f"Layer {layer.name!r} of {model.name!r} has no twin in {twin.name!r}; pass "
+                "the tf_keras model to_tf_keras made from this model."
+            )
+        layer.set_weights(twins[layer.name].get_weights())
+        copied += 1
+    return copied

@@ -79,6 +79,29 @@ def test_translation_is_exact_in_float():
     assert [layer.name for layer in twin.layers] == [layer.name for layer in model.layers]
 
 
+def test_weights_trained_in_the_twin_copy_back_into_a_nested_model():
+    # What fit_phase does under several workers: train the tf_keras twin, copy back.
+    from keras_mobilenets.finetune import build_classifier, set_backbone_trainable
+    from keras_mobilenets.training import all_layers
+
+    model = build_classifier(3, "MobileNetV3Small", image_size=32, weights=None, alpha=0.35,
+                             minimalistic=True)
+    set_backbone_trainable(model, False)
+    twin = translate.to_tf_keras(model)  # the backbone's layers are flattened into it
+    assert not twin.get_layer("conv").trainable and twin.get_layer("head_predictions").trainable
+    batch = images(batch=4, size=32)
+    before = np.asarray(model(batch, training=False))
+    twin.compile(tf_keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy")
+    twin.fit(batch, np.array([0, 1, 2, 0]), epochs=2, verbose=0)
+    expected = twin(batch, training=False).numpy()
+    assert np.max(np.abs(expected - before)) > 1e-3
+    copied = translate.copy_weights_from_tf_keras(twin, model)
+    assert copied == sum(1 for layer in all_layers(model) if layer.weights)
+    np.testing.assert_allclose(np.asarray(model(batch, training=False)), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="has no twin in"):
+        translate.copy_weights_from_tf_keras(translate.to_tf_keras(tiny_model()), model)
+
+
 @pytest.mark.slow
 def test_tiny_shufflenet_style_model_quantizes_and_runs_in_int8():
     model = tiny_model()
