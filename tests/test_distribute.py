@@ -205,7 +205,7 @@ def test_multi_worker_training_matches_one_device(tmp_path):
     assert results["worker0"]["loss"] == pytest.approx(results["single"]["loss"], rel=1e-5)
     # The QAT model (tf_keras) trains natively under the strategy. Its kernels stay within
     # what two replicas give under MirroredStrategy (~6e-3 after 4 steps here: each replica
-    # moves the activation ranges from its own half batch); the ranges themselves move
+    # moves the activation ranges from its own half batch); the calibrated ranges move
     # further than on one device (0.2 against 0.02 measured), see docs/distributed.md.
     assert largest_difference("worker0", "worker1", "qat/") == 0.0
     kernels = [k for k in weights["single"].files if k.startswith("qat/") and "kernel:" in k]
