@@ -122,24 +122,30 @@ def is_multi_worker(strategy):
     return sum(len(cluster.get(job, ())) for job in ("chief", "worker")) > 1
 
 
-def synchronize_batch_norm(model):
-    """Makes every BatchNormalization of ``model`` use statistics of the global batch.
+def synchronize_batch_norm(model, names=None):
+    """Makes the BatchNormalization layers of ``model`` use statistics of the global batch.
 
     Under a strategy each replica normally normalizes with the statistics of its own part
     of the batch, which are noisy when that part is small (e.g. 8 TPU cores sharing a batch
     of 64). Synchronized batch normalization all-reduces the statistics over the replicas
     in every training step, so training matches one device with the whole batch. It costs
     one all-reduce per layer and step; it changes nothing in inference or on one device.
-    Call it before ``compile`` (TensorFlow backend only). Nested models are included.
+    Call it before ``compile`` (TensorFlow backend only). Nested models are included, and
+    QAT models (tf_keras, from ``quantization.quantize_model``) work too: their batch norms
+    are switched to the unfused kernel, the one that can synchronize. ``quantize_model``
+    keeps the synchronized batch norms of the model it quantizes; a QAT model loaded from
+    a file needs this call again.
 
     Args:
-        model: A Keras model.
+        model: A Keras 3 model or a tf_keras QAT model.
+        names: Names of the BatchNormalization layers to change (None: all).
 
     Returns:
         The number of BatchNormalization layers changed.
 
     Raises:
-        ValueError: With another backend than TensorFlow.
+        ValueError: With another backend than TensorFlow, or a name in ``names`` that is
+            no BatchNormalization layer of ``model``.
 
     Example:
         >>> with strategy.scope():
@@ -152,9 +158,28 @@ def synchronize_batch_norm(model):
             "synchronize_batch_norm needs the TensorFlow backend, got "
             f"{keras.backend.backend()!r}."
         )
-    from keras_mobilenets.training import batch_norm_layers
-
-    norms = batch_norm_layers(model)
+    norms = _batch_norms(model)
+    if names is not None:
+        names = set(names)
+        unknown = names - {layer.name for layer in norms}
+        if unknown:
+            raise ValueError(f"`names` has no BatchNormalization layer of {model.name!r}: "
+                             f"{sorted(unknown)}.")
+        norms = [layer for layer in norms if layer.name in names]
     for layer in norms:
         layer.synchronized = True  # read by BatchNormalization.call when traced
+        if getattr(layer, "fused", False):
+            layer.fused = False  # tf_keras' fused kernel cannot synchronize
     return len(norms)
+
+
+def _batch_norms(model):
+    """BatchNormalization layers of a Keras 3 model or of a tf_keras (QAT) model."""
+    from keras_mobilenets.training import batch_norm_layers
+
+    if isinstance(model, keras.Model):
+        return batch_norm_layers(model)
+    from keras_mobilenets.quantization._tf_keras import tf_keras
+
+    layers = [getattr(layer, "layer", layer) for layer in model.layers]  # QAT wrappers
+    return [layer for layer in layers if isinstance(layer, tf_keras.layers.BatchNormalization)]

@@ -46,8 +46,10 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
         >>> qat = quantize_model(model, calibration_data=train_images[:512])
         >>> qat.compile("adam", "sparse_categorical_crossentropy")
     """
+    from keras_mobilenets.distribute import synchronize_batch_norm
     from keras_mobilenets.quantization import calibration, configs, translate
     from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
+    from keras_mobilenets.training import batch_norm_layers
 
     if calibration_data is not None:
         calibration.check_options(calibration_batch_size, prefix="calibration_")
@@ -72,6 +74,10 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
     annotated = tf_keras.models.clone_model(float_model, clone_function=annotate)
     with tfmot_keras.quantize_scope(configs.custom_objects()):
         qat_model = tfmot_keras.quantize_apply(annotated)
+    # tf_keras' BatchNormalization config has no `synchronized`: carry it over.
+    synchronized = [layer.name for layer in batch_norm_layers(model) if layer.synchronized]
+    if synchronized:
+        synchronize_batch_norm(qat_model, names=synchronized)
     if calibration_data is not None:
         calibration.calibrate(qat_model, calibration_data, batch_size=calibration_batch_size)
     return qat_model
