@@ -41,16 +41,16 @@ def models_table(variants=None, input_size=224, progress=True):
         top1 = f"{variant.top1:g}" if variant.top1 else "-"
         lines.append(
             f"{variant.name:34s} {measured.params:10,d} {reference:>10s} "
-            f"{measured.trainable_params:10,d} {measured.macs_millions:8.1f} {ref_macs:>8s} "
+            f"{measured.trainable_params:10,d} {measured.macs / 1e6:8.1f} {ref_macs:>8s} "
             f"{top1:>6s}"
         )
     return "\n".join(lines)
 
 
 def _models(args):
-    from keras_mobilenets import zoo
-
     if args.markdown:
+        from keras_mobilenets import zoo
+
         print(zoo.model_zoo_markdown(), end="")
         return 0
     print(models_table(input_size=args.input_size))

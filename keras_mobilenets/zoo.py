@@ -112,23 +112,12 @@ def imagenet_input_sizes(variant):
     })
 
 
-@dataclasses.dataclass(frozen=True)
-class Measurement:
-    """Numbers measured on our builder's model of a variant.
-
-    Attributes:
-        params: ``count_params()`` with the 1000-class top (batch-norm statistics included).
-        trainable_params: Trainable parameters.
-        macs_millions: Multiply-adds of convolutions and dense layers in millions.
-    """
-
-    params: int
-    trainable_params: int
-    macs_millions: float
-
-
 def measure(variant, input_size=224):
-    """Builds ``variant`` at ``input_size`` and measures it (see :class:`Measurement`).
+    """Builds ``variant`` at ``input_size`` and profiles it.
+
+    Returns:
+        A ``profiling.ModelProfile``: ``params`` (``count_params()`` with the 1000-class
+        top, batch-norm statistics included), ``trainable_params`` and ``macs``.
 
     Example:
         >>> measure(get("mobilenet_v3_small_1.0")).params
@@ -140,7 +129,7 @@ def measure(variant, input_size=224):
 
     report = profiling.profile(variant.build(input_shape=(input_size, input_size, 3)))
     keras.backend.clear_session()
-    return Measurement(report.params, report.trainable_params, report.macs / 1e6)
+    return report
 
 
 def measure_all(variants=None, input_size=224, progress=False):
@@ -154,7 +143,8 @@ def measure_all(variants=None, input_size=224, progress=False):
         progress: Show a progress bar.
 
     Returns:
-        A list of :class:`Measurement`, in the order of ``variants``.
+        A list of ``profiling.ModelProfile`` (see :func:`measure`), in the order of
+        ``variants``.
     """
     import keras
 
@@ -185,7 +175,7 @@ def model_table_markdown(measurements=None, progress=False):
     reference ImageNet top-1.
 
     Args:
-        measurements: The variants' :class:`Measurement` in the order of
+        measurements: The variants' profiles (:func:`measure`) in the order of
             :data:`VARIANTS` (None: :func:`measure_all`, about 20 s on a CPU).
         progress: Show a progress bar while measuring.
 
@@ -211,7 +201,7 @@ def model_table_markdown(measurements=None, progress=False):
         lines.append(
             f"| {variant.name} | `{variant.builder}({arguments})` "
             f"| {measured.params:,d} | {measured.trainable_params:,d} "
-            f"| {measured.macs_millions:.1f} | {_reference_params(variant)} "
+            f"| {measured.macs / 1e6:.1f} | {_reference_params(variant)} "
             f"| {reference_macs} | {', '.join(map(str, sizes)) if sizes else 'none'} "
             f"| {top1} |"
         )

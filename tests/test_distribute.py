@@ -196,7 +196,6 @@ def test_multi_worker_training_matches_one_device(tmp_path):
     # those of one device with the whole batch up to float32 rounding (~5e-7 measured; the
     # update itself is ~3e-2).
     assert largest_difference("worker0", "worker1", "trained/") == 0.0
-    assert largest_difference("single", "single", "trained/") == 0.0
     update = max(float(np.max(np.abs(weights["single"][f"trained/{i}"]
                                       - weights["single"][f"start/{i}"])))
                  for i in range(sum(k.startswith("start/") for k in weights["single"].files)))
