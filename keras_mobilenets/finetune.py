@@ -534,7 +534,7 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
     if batch_norm_images is not None and library is not keras:
         raise ValueError("`batch_norm_images` applies to Keras 3 models only, not to QAT "
                          "models.")
-    strategy = model.distribute_strategy if strategy is None else strategy
+    strategy = model.distribute_strategy if strategy is None else _checked_strategy(strategy)
     if is_multi_worker(strategy):
         if output_dir is not None:
             logger.warning("phase %r: no checkpoints or resume under "
@@ -586,6 +586,13 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
     if batch_norm_images is not None:
         reestimate_batch_norm(model, batch_norm_images)
     return PhaseResult(name, dict(history.history), tuple(history.epoch))
+
+
+def _checked_strategy(strategy):
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise ValueError("`strategy` must be a tf.distribute.Strategy (see "
+                         f"distribute.strategy_from_name), got {strategy!r}.")
+    return strategy
 
 
 def _fit_phase_as_tf_keras(model, train_data, validation_data, strategy, batch_norm_images,
@@ -878,7 +885,7 @@ def run_finetune(data_dir=None, output_dir="finetune_output", config=None, expor
     _check_int("shapes_images", shapes_images, 10)
     if data_dir is not None:
         check_image_folder(data_dir)
-    strategy = tf.distribute.get_strategy() if strategy is None else strategy
+    strategy = tf.distribute.get_strategy() if strategy is None else _checked_strategy(strategy)
     output_dir = os.fspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     if data_dir is None:

@@ -213,3 +213,10 @@ def test_run_finetune_rejects_bad_arguments(tmp_path):
         finetune.run_finetune(tmp_path, tmp_path / "out", config={"epochs": 1})
     with pytest.raises(ValueError, match="`data_dir` .* must hold at least 2 class"):
         finetune.run_finetune(tmp_path, tmp_path / "out")
+    with pytest.raises(ValueError, match="`strategy` must be a tf.distribute.Strategy.*'mirrored'"):
+        finetune.run_finetune(None, tmp_path / "out", strategy="mirrored")
+    assert not (tmp_path / "out").exists()
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    data = tf.data.Dataset.from_tensor_slices((np.zeros((4, 4)), np.zeros(4))).batch(2)
+    with pytest.raises(ValueError, match="`strategy` must be a tf.distribute.Strategy.*None"):
+        finetune.fit_phase(model, data, epochs=1, learning_rate=0.1, strategy=[None])
