@@ -4,71 +4,22 @@ Builders validate their arguments first and raise ``ValueError`` naming the argu
 value and what is allowed, before any layer is created.
 """
 
-import numbers
-
 import keras
 
 from keras_mobilenets import imagenet
+from keras_mobilenets._checks import (  # noqa: F401  (re-exported: older import path)
+    MIN_INPUT_SIZE,
+    check_bool,
+    check_choice,
+    check_input_shape,
+    check_positive_int,
+    check_positive_number,
+    check_rate,
+)
 from keras_mobilenets import weights as weights_lib
 from keras_mobilenets.backbone import OUTPUT_STRIDES, apply_backbone
 
-MIN_INPUT_SIZE = 32
 POOLING = (None, "avg", "max")
-
-
-def check_positive_number(name, value):
-    """Raises ``ValueError`` unless ``value`` is a real number > 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"`{name}` must be a number > 0, got {value!r}.")
-
-
-def check_positive_int(name, value):
-    """Raises ``ValueError`` unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
-
-
-def check_bool(name, value):
-    """Raises ``ValueError`` unless ``value`` is a bool."""
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False, got {value!r}.")
-
-
-def check_rate(name, value):
-    """Raises ``ValueError`` unless ``0 <= value < 1``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}.")
-
-
-def check_choice(name, value, allowed):
-    """Raises ``ValueError`` unless ``value`` is one of ``allowed`` (True is not 1)."""
-    is_bool = isinstance(value, bool) and not any(isinstance(a, bool) for a in allowed)
-    if is_bool or value not in allowed:
-        raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}.")
-
-
-def check_input_shape(input_shape):
-    """Validates a channels-last ``(rows, cols, channels)`` shape; None sizes are allowed."""
-    if input_shape is None:
-        return
-    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
-        raise ValueError(
-            "`input_shape` must be a tuple (rows, cols, channels) (channels last), "
-            f"got {input_shape!r}."
-        )
-    rows, cols, channels = input_shape
-    for size in (rows, cols):
-        if size is not None and (
-            isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < MIN_INPUT_SIZE
-        ):
-            raise ValueError(
-                f"`input_shape` sizes must be None or ints >= {MIN_INPUT_SIZE}, "
-                f"got {tuple(input_shape)!r}."
-            )
-    if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
-        raise ValueError(
-            f"`input_shape` must end with a channel count >= 1, got {tuple(input_shape)!r}."
-        )
 
 
 def check_classifier_activation(classifier_activation):

@@ -1,0 +1,168 @@
+"""Argument validation shared by every module of the package.
+
+Each check raises ``ValueError`` naming the argument, the value it got and what is allowed,
+so a user never sees a stack trace from deep inside TensorFlow. ``True`` and ``False`` are
+never accepted as numbers (``isinstance(True, int)`` holds in Python). This module imports
+nothing of the package and no Keras, so any module may use it.
+
+Example:
+    >>> check_int("epochs", 3, minimum=1)
+    >>> check_int("epochs", True, minimum=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `epochs` must be an int >= 1, got True.
+"""
+
+import numbers
+
+#: Smallest input rows/cols a builder accepts.
+MIN_INPUT_SIZE = 32
+
+
+def is_int(value):
+    """Whether ``value`` is an integer (Python or numpy), and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value):
+    """Whether ``value`` is a real number (Python or numpy), and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _range_text(minimum, maximum):
+    if maximum is None:
+        return f">= {minimum}"
+    return f"in [{minimum}, {maximum}]"
+
+
+def check_int(name, value, minimum=None, maximum=None, allow_none=False):
+    """Raises ``ValueError`` unless ``value`` is an int in ``[minimum, maximum]``.
+
+    Args:
+        name: The argument's name, for the message.
+        value: The value to check.
+        minimum: Smallest allowed value (None: no bound).
+        maximum: Largest allowed value (None: no bound).
+        allow_none: Whether None is allowed too.
+
+    Example:
+        >>> check_int("seed", None, minimum=0, allow_none=True)
+    """
+    if allow_none and value is None:
+        return
+    ok = is_int(value) and (minimum is None or value >= minimum) and (
+        maximum is None or value <= maximum
+    )
+    if not ok:
+        if minimum is None and maximum is None:
+            allowed = "an int"
+        else:
+            allowed = f"an int {_range_text(minimum, maximum)}"
+        prefix = "None or " if allow_none else ""
+        raise ValueError(f"`{name}` must be {prefix}{allowed}, got {value!r}.")
+
+
+def check_positive_int(name, value):
+    """Raises ``ValueError`` unless ``value`` is an int >= 1."""
+    check_int(name, value, minimum=1)
+
+
+def check_number(name, value, low=None, high=None, low_open=False, high_open=False,
+                 allow_none=False):
+    """Raises ``ValueError`` unless ``value`` is a real number within the given bounds.
+
+    Args:
+        name: The argument's name, for the message.
+        value: The value to check.
+        low: Lower bound (None: none).
+        high: Upper bound (None: none).
+        low_open: Exclude ``low`` itself.
+        high_open: Exclude ``high`` itself.
+        allow_none: Whether None is allowed too.
+
+    Example:
+        >>> check_number("iou_threshold", 0.5, low=0, high=1, low_open=True)
+    """
+    if allow_none and value is None:
+        return
+    ok = is_number(value) and value == value  # NaN is no number here
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            allowed = f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        elif low is not None:
+            allowed = f"a number {'>' if low_open else '>='} {low}"
+        elif high is not None:
+            allowed = f"a number {'<' if high_open else '<='} {high}"
+        else:
+            allowed = "a number"
+        prefix = "None or " if allow_none else ""
+        raise ValueError(f"`{name}` must be {prefix}{allowed}, got {value!r}.")
+
+
+def check_positive_number(name, value):
+    """Raises ``ValueError`` unless ``value`` is a real number > 0."""
+    check_number(name, value, low=0, low_open=True)
+
+
+def check_rate(name, value):
+    """Raises ``ValueError`` unless ``0 <= value < 1``."""
+    check_number(name, value, low=0, high=1, high_open=True)
+
+
+def check_bool(name, value):
+    """Raises ``ValueError`` unless ``value`` is a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False, got {value!r}.")
+
+
+def check_choice(name, value, allowed):
+    """Raises ``ValueError`` unless ``value`` is one of ``allowed`` (True is not 1)."""
+    is_bool = isinstance(value, bool) and not any(isinstance(a, bool) for a in allowed)
+    try:
+        found = value in allowed
+    except TypeError:  # unhashable or incomparable values
+        found = False
+    if is_bool or not found:
+        raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}.")
+
+
+def int_pair(value, minimum=1):
+    """``value`` (an int or a pair of ints >= ``minimum``) as a tuple, else None.
+
+    Example:
+        >>> int_pair(3), int_pair((2, 4)), int_pair((0, 1))
+        ((3, 3), (2, 4), None)
+    """
+    if is_int(value):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        return None
+    if not all(is_int(v) and v >= minimum for v in value):
+        return None
+    return tuple(int(v) for v in value)
+
+
+def check_input_shape(input_shape):
+    """Validates a channels-last ``(rows, cols, channels)`` shape; None sizes are allowed."""
+    if input_shape is None:
+        return
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be a tuple (rows, cols, channels) (channels last), "
+            f"got {input_shape!r}."
+        )
+    rows, cols, channels = input_shape
+    for size in (rows, cols):
+        if size is not None and not (is_int(size) and size >= MIN_INPUT_SIZE):
+            raise ValueError(
+                f"`input_shape` sizes must be None or ints >= {MIN_INPUT_SIZE}, "
+                f"got {tuple(input_shape)!r}."
+            )
+    if not (is_int(channels) and channels >= 1):
+        raise ValueError(
+            f"`input_shape` must end with a channel count >= 1, got {tuple(input_shape)!r}."
+        )
