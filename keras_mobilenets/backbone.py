@@ -15,6 +15,7 @@ import re
 
 import keras
 
+from keras_mobilenets import registry
 from keras_mobilenets.blocks import build_block, conv_bn_act, stem_pool
 from keras_mobilenets.specs import BLOCK_OUTPUT_PATTERNS
 
@@ -144,9 +145,12 @@ def stride_endpoints(model):
     return {s: StrideEndpoint(s, endpoints[s], last[s]) for s in sorted(endpoints)}
 
 
-BACKBONES = (
-    "MobileNet", "MobileNetV2", "MobileNetV3Large", "MobileNetV3Small", "ShuffleNet", "ShuffleNetV2",
-)
+def __getattr__(name):
+    # ``BACKBONES``: the registered builder names, read from the model registry on access
+    # (the builders register when ``keras_mobilenets.models`` is imported).
+    if name == "BACKBONES":
+        return registry.builder_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def headless_backbone(backbone, *, input_shape, output_stride=32, argument="backbone", **kwargs):
@@ -157,7 +161,8 @@ def headless_backbone(backbone, *, input_shape, output_stride=32, argument="back
     only through ``stride_endpoints``.
 
     Args:
-        backbone: One of ``BACKBONES`` or a functional model from one of those builders.
+        backbone: A registered builder name (``registry.builder_names()``) or a functional
+            model from one of those builders.
         input_shape: ``(rows, cols, channels)`` of the head's input; for a model it must
             equal (or be None where) the model's own input shape is.
         output_stride: 8, 16 or 32 (dilated last stages below 32); for a model it must
@@ -177,21 +182,20 @@ def headless_backbone(backbone, *, input_shape, output_stride=32, argument="back
         >>> stride_endpoints(model)[16].last
         'expanded_conv_12_expand_act'
     """
+    names = registry.builder_names()
     if isinstance(backbone, str):
-        if backbone not in BACKBONES:
+        if backbone not in names:
             raise ValueError(
-                f"`{argument}` must be one of {BACKBONES} or a model built by keras_mobilenets, "
+                f"`{argument}` must be one of {names} or a model built by keras_mobilenets, "
                 f"got {backbone!r}."
             )
-        import keras_mobilenets
-
-        builder = getattr(keras_mobilenets, backbone)
+        builder = registry.get_builder(backbone, argument)
         return builder(
             input_shape=input_shape, include_top=False, output_stride=output_stride, **kwargs
         )
     if not isinstance(backbone, keras.Model):
         raise ValueError(
-            f"`{argument}` must be one of {BACKBONES} or a keras.Model built by keras_mobilenets, "
+            f"`{argument}` must be one of {names} or a keras.Model built by keras_mobilenets, "
             f"got {type(backbone).__name__}."
         )
     if kwargs:

@@ -2,12 +2,13 @@
 
 import functools
 
-from keras_mobilenets import imagenet, specs
+from keras_mobilenets import imagenet, registry, specs
 from keras_mobilenets.models import common
 
 DEFAULT_SIZE = 224
 
 
+@registry.register_builder
 def MobileNet(
     input_shape=None,
     alpha=1.0,

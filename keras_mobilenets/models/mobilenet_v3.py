@@ -2,7 +2,7 @@
 
 import functools
 
-from keras_mobilenets import imagenet, specs
+from keras_mobilenets import imagenet, registry, specs
 from keras_mobilenets.models import common
 
 
@@ -70,6 +70,7 @@ _ARGS_DOC = """
 """
 
 
+@registry.register_builder
 def MobileNetV3Small(
     input_shape=None,
     alpha=1.0,
@@ -93,6 +94,7 @@ def MobileNetV3Small(
     )
 
 
+@registry.register_builder
 def MobileNetV3Large(
     input_shape=None,
     alpha=1.0,

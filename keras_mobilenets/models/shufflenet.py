@@ -11,7 +11,7 @@ default, as for MobileNet V1/V2, so the graph holds only the network).
 
 import functools
 
-from keras_mobilenets import imagenet, specs
+from keras_mobilenets import imagenet, registry, specs
 from keras_mobilenets.models import common
 
 DEFAULT_SIZE = 224
@@ -61,6 +61,7 @@ def _build(spec, variant, default_name, *, input_shape, include_top, weights, in
     )
 
 
+@registry.register_builder
 def ShuffleNet(
     input_shape=None,
     groups=3,
@@ -88,6 +89,7 @@ def ShuffleNet(
     )
 
 
+@registry.register_builder
 def ShuffleNetV2(
     input_shape=None,
     scale=1.0,

@@ -11,7 +11,8 @@ import threading
 import h5py
 import pytest
 
-from keras_mobilenets.weights import download, registry
+from keras_mobilenets import registry
+from keras_mobilenets.weights import download
 
 
 def save_legacy_h5(model, path):
@@ -31,7 +32,7 @@ def md5_of(path):
 
 def checkpoint_for(file_name):
     """The registry entry with this official file name."""
-    matches = [c for c in registry.CHECKPOINTS if c.file_name == file_name]
+    matches = [c for c in registry.checkpoints() if c.file_name == file_name]
     assert len(matches) == 1, file_name
     return matches[0]
 
@@ -100,8 +101,10 @@ def publish(server, monkeypatch):
         path = save_legacy_h5(model, server.path(file_name))
         entry = checkpoint_for(file_name)
         replaced = dataclasses.replace(entry, md5=md5_of(path) if hashed else None, sha256=None)
-        monkeypatch.setattr(registry, "CHECKPOINTS", tuple(
-            replaced if c == entry else c for c in registry.CHECKPOINTS
+        model_entry = next(e for e in registry.entries() if entry in e.checkpoints)
+        monkeypatch.setitem(registry._ENTRIES, model_entry.name, dataclasses.replace(
+            model_entry,
+            checkpoints=[replaced if c == entry else c for c in model_entry.checkpoints],
         ))
         return replaced
 
