@@ -16,19 +16,19 @@ import sys
 
 
 def models_table(variants=None, input_size=224, progress=True):
-    """Builds each zoo variant and returns the model table as text.
+    """Builds each registry entry and returns the model table as text.
 
     Args:
-        variants: Zoo variants to include (all by default).
+        variants: Registry entries to include (all by default).
         input_size: Square input size at which multiply-adds are counted.
         progress: Show a progress bar while building.
 
     Returns:
         The table, one line per variant.
     """
-    from keras_mobilenets import zoo
+    from keras_mobilenets import registry, zoo
 
-    variants = zoo.VARIANTS if variants is None else variants
+    variants = registry.entries() if variants is None else variants
     header = (
         f"{'variant':34s} {'params':>10s} {'reference':>10s} {'trainable':>10s} "
         f"{'MACs(M)':>8s} {'ref MACs':>8s} {'top-1':>6s}"
@@ -47,13 +47,18 @@ def models_table(variants=None, input_size=224, progress=True):
     return "\n".join(lines)
 
 
+def _show_progress():
+    """Progress bars only on a terminal: a redirected output gets the results alone."""
+    return sys.stdout.isatty()
+
+
 def _models(args):
     if args.markdown:
         from keras_mobilenets import zoo
 
-        print(zoo.model_zoo_markdown(), end="")
+        print(zoo.model_zoo_markdown(progress=_show_progress()), end="")
         return 0
-    print(models_table(input_size=args.input_size))
+    print(models_table(input_size=args.image_size, progress=_show_progress()))
     return 0
 
 
@@ -73,7 +78,37 @@ def _demo(args):
     return 0
 
 
-PREDICT_MODELS = ("MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large")
+def __getattr__(name):
+    # PREDICT_MODELS (older name): every registered builder, read from the registry.
+    if name == "PREDICT_MODELS":
+        from keras_mobilenets import registry
+
+        return registry.builder_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _read_image(path, size):
+    """The image at ``path`` as a ``(1, size, size, 3)`` float array of [0, 255] RGB pixels.
+
+    Raises:
+        ValueError: If there is no such file or it is not an image (naming the path).
+    """
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise ValueError(f"`image` {path!r}: no such file.")
+    try:
+        with Image.open(path) as picture:
+            picture = ImageOps.exif_transpose(picture).convert("RGB")
+            picture = picture.resize((size, size), Image.Resampling.BILINEAR)
+            pixels = np.asarray(picture, dtype="float32")
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(
+            f"`image` {path!r} is not a readable image ({type(error).__name__}); use a JPEG, "
+            "PNG, BMP or GIF file."
+        ) from None
+    return pixels[None]
 
 
 def predict_image(image, model_name="MobileNetV3Small", weights="imagenet", top=5, alpha=1.0,
@@ -81,11 +116,12 @@ def predict_image(image, model_name="MobileNetV3Small", weights="imagenet", top=
     """Classifies one image file with an ImageNet classifier of the package.
 
     Args:
-        image: Path of an image file (anything ``keras.utils.load_img`` reads).
-        model_name: Public builder name, one of :data:`PREDICT_MODELS`.
-        weights: ``"imagenet"`` or the path of a weights file with the 1000-class top.
+        image: Path of an image file (JPEG, PNG, BMP, GIF; EXIF orientation applied).
+        model_name: A registered builder name (``registry.builder_names()``).
+        weights: ``"imagenet"``, None (random weights, e.g. to try the command) or the
+            path of a weights file with the 1000-class top.
         top: How many classes to return.
-        alpha: Width multiplier of the model.
+        alpha: Width multiplier of the model (builders that have one).
         minimalistic: MobileNetV3's minimalistic variant.
         input_size: Square size the image is resized to (224, the size of every
             published checkpoint, by default).
@@ -94,44 +130,56 @@ def predict_image(image, model_name="MobileNetV3Small", weights="imagenet", top=
         A list of ``(wordnet_id, class_name, score)``, best first.
 
     Raises:
-        ValueError: On an unknown model name, a bad ``top`` or a bad image.
+        ValueError: On an unknown model name, a bad ``top``, a missing or unreadable
+            image, or weights that do not fit.
 
     Example:
         >>> predict_image("grace_hopper.jpg", "MobileNetV3Small")[0][1]
         'military_uniform'
     """
-    import importlib
+    import inspect
 
-    import keras
     import numpy as np
 
-    import keras_mobilenets
-    from keras_mobilenets import imagenet
+    from keras_mobilenets import imagenet, registry
 
-    if model_name not in PREDICT_MODELS:
-        raise ValueError(f"`model` must be one of {PREDICT_MODELS}, got {model_name!r}.")
-    builder = getattr(keras_mobilenets, model_name)
-    module = importlib.import_module(builder.__module__)
-    kwargs = {"alpha": alpha, "weights": weights}
-    if model_name.startswith("MobileNetV3"):
+    builder = registry.get_builder(model_name)
+    batch = _read_image(image, input_size)
+    entry = registry.entries(builder=model_name)[0]
+    kwargs = {"weights": weights}
+    parameters = inspect.signature(builder).parameters
+    if "alpha" in parameters:
+        kwargs["alpha"] = alpha
+    if "minimalistic" in parameters:
         kwargs["minimalistic"] = minimalistic
     model = builder(input_shape=(input_size, input_size, 3), **kwargs)
-    picture = keras.utils.load_img(image, target_size=(input_size, input_size))
-    batch = np.expand_dims(keras.utils.img_to_array(picture), 0)
-    scores = np.asarray(model(module.preprocess_input(batch), training=False))
+    scores = np.asarray(model(imagenet.preprocess_input(batch, entry.preprocessing),
+                              training=False))
     return imagenet.decode_predictions(scores, top=top)[0]
+
+
+_MAX_ERROR_CHARS = 600
+
+
+def _one_line_error(command, error):
+    """``error`` as one line (long reports cut), for a command's failure."""
+    text = " ".join(str(error).split())
+    if len(text) > _MAX_ERROR_CHARS:
+        text = text[:_MAX_ERROR_CHARS] + " [...]"
+    return f"keras-mobilenets {command}: error: {text}"
 
 
 def _predict(args):
     try:
         results = predict_image(
             args.image, args.model, weights=args.weights, top=args.top, alpha=args.alpha,
-            minimalistic=args.minimalistic, input_size=args.input_size,
+            minimalistic=args.minimalistic, input_size=args.image_size,
         )
     except (ValueError, OSError) as error:
-        print(f"keras-mobilenets predict: error: {error}", file=sys.stderr)
+        print(_one_line_error("predict", error), file=sys.stderr)
         return 1
-    print(f"{args.image} ({args.model}, weights={args.weights}):")
+    weights = "none" if args.weights is None else args.weights
+    print(f"{args.image} ({args.model}, weights={weights}):")
     for rank, (wnid, name, score) in enumerate(results, 1):
         print(f"{rank:2d}. {name:30s} {wnid}  {score:.4f}")
     return 0
@@ -315,17 +363,21 @@ def _add_finetune_parser(commands):
 
 def build_parser():
     """The argument parser of the ``keras-mobilenets`` command."""
+    from keras_mobilenets import registry
+
     parser = argparse.ArgumentParser(
         prog="keras-mobilenets",
         description="MobileNet V1/V2/V3 and ShuffleNet for Keras 3: build, train, quantize, export.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     models = commands.add_parser("models", help="print the model table (params, MACs)")
-    models.add_argument("--input-size", type=int, default=224, help="square input size")
+    models.add_argument("--image-size", "--input-size", dest="image_size",
+                        type=_int_at_least(32), default=224,
+                        help="square input size at which MACs are counted (default: 224)")
     models.add_argument("--markdown", action="store_true",
                         help="print the model zoo page as markdown (docs/model_zoo.md), "
                              "measured at 224x224")
-    models.set_defaults(run=_models)
+    models.set_defaults(run=_models, subparser=models)
     demo = commands.add_parser(
         "demo",
         help="train, QAT fine-tune and export MobileNetV3Small on the embedded shapes data",
@@ -339,16 +391,20 @@ def build_parser():
     demo.set_defaults(run=_demo)
     predict = commands.add_parser("predict", help="print the top ImageNet classes of an image")
     predict.add_argument("image", help="image file (JPEG, PNG, ...)")
-    predict.add_argument("--model", default="MobileNetV3Small", choices=PREDICT_MODELS)
+    predict.add_argument("--model", default="MobileNetV3Small", choices=registry.builder_names(),
+                         help="builder (default: MobileNetV3Small)")
     predict.add_argument(
-        "--weights", default="imagenet", help="'imagenet' (default) or a weights file path"
+        "--weights", default="imagenet", type=_weights,
+        help="'imagenet' (default), 'none' (random) or a weights file path",
     )
-    predict.add_argument("--top", type=int, default=5, help="how many classes to print")
-    predict.add_argument("--alpha", type=float, default=1.0, help="width multiplier")
+    predict.add_argument("--top", type=_int_at_least(1), default=5,
+                         help="how many classes to print (default: 5)")
+    predict.add_argument("--alpha", type=_positive_float, default=1.0,
+                         help="width multiplier (default: 1.0)")
     predict.add_argument("--minimalistic", action="store_true", help="MobileNetV3 minimalistic")
     predict.add_argument(
-        "--input-size", type=int, default=224,
-        help="square input size (224, the checkpoints' size, by default)",
+        "--image-size", "--input-size", dest="image_size", type=_int_at_least(32), default=224,
+        help="square input size (default: 224, the checkpoints' size)",
     )
     predict.set_defaults(run=_predict)
     _add_finetune_parser(commands)
@@ -358,12 +414,11 @@ def build_parser():
 def main(argv=None):
     """Entry point of the ``keras-mobilenets`` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
-    if getattr(args, "input_size", 32) < 32:
-        build_parser().error(f"--input-size must be >= 32, got {args.input_size}")
-    if getattr(args, "markdown", False) and args.input_size != 224:
-        build_parser().error("--markdown documents the models at 224x224; got "
-                             f"--input-size {args.input_size}")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "models" and args.markdown and args.image_size != 224:
+        args.subparser.error("--markdown documents the models at 224x224; got "
+                             f"--image-size {args.image_size}")
     return args.run(args)
 
 

@@ -1,115 +1,40 @@
-"""The model zoo: every named variant with its builder arguments and reference numbers.
+"""The model zoo tables (command line, docs page, README), generated from the registry.
 
-One table, read by the CLI (``keras-mobilenets models``), the README's model table and the
-tests that check parameter counts and multiply-adds against the references.
+Every row is an entry of :mod:`keras_mobilenets.registry`; this module only measures the
+variants and formats the tables. ``VARIANTS``, ``Variant`` and ``get`` are the registry's
+entries, entry class and lookup under their older names.
+
+Example:
+    >>> from keras_mobilenets import zoo
+    >>> print(zoo.model_table_markdown())  # keras-mobilenets models --markdown
 """
 
-import dataclasses
-from typing import Optional
+from keras_mobilenets import registry
+
+#: The registry's entry class (older name).
+Variant = registry.ModelEntry
+#: Returns the entry called ``name`` (older name of ``registry.get``).
+get = registry.get
 
 
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    """A named model variant.
-
-    Attributes:
-        name: Short unique name, e.g. ``"mobilenet_v3_small_0.75"``.
-        builder: Name of the public builder in ``keras_mobilenets``.
-        kwargs: Builder arguments besides ``weights``.
-        params: Reference ``count_params()`` with the 1000-class top (keras.applications,
-            batch-norm statistics included), or None when there is none.
-        trainable_params: Reference trainable parameters (torchvision), or None.
-        macs_millions: Reference multiply-adds at 224x224 in millions (paper), or None.
-        top1: Reference ImageNet top-1 of the published checkpoint, or None.
-    """
-
-    name: str
-    builder: str
-    kwargs: dict
-    params: Optional[int] = None
-    trainable_params: Optional[int] = None
-    macs_millions: Optional[float] = None
-    top1: Optional[float] = None
-
-    def build(self, **overrides):
-        """Builds the variant (``weights=None`` unless overridden)."""
-        import keras_mobilenets
-
-        arguments = {"weights": None, **self.kwargs, **overrides}
-        return getattr(keras_mobilenets, self.builder)(**arguments)
-
-
-VARIANTS = (
-    Variant("mobilenet_v1_1.0", "MobileNet", {"alpha": 1.0}, 4_253_864, None, 569, 70.6),
-    Variant("mobilenet_v1_0.75", "MobileNet", {"alpha": 0.75}, 2_601_976, None, 325),
-    Variant("mobilenet_v1_0.5", "MobileNet", {"alpha": 0.5}, 1_342_536, None, 149),
-    Variant("mobilenet_v1_0.25", "MobileNet", {"alpha": 0.25}, 475_544, None, 41),
-    Variant("mobilenet_v2_1.0", "MobileNetV2", {"alpha": 1.0}, 3_538_984, 3_504_872, 300, 71.8),
-    Variant("mobilenet_v2_1.4", "MobileNetV2", {"alpha": 1.4}, 6_156_712, None, 585),
-    Variant("mobilenet_v2_0.35", "MobileNetV2", {"alpha": 0.35}),
-    Variant("mobilenet_v3_large_1.0", "MobileNetV3Large", {}, 5_507_432, 5_483_032, 217, 75.2),
-    Variant("mobilenet_v3_large_0.75", "MobileNetV3Large", {"alpha": 0.75}, 4_012_616, None, 155),
-    Variant(
-        "mobilenet_v3_large_minimalistic",
-        "MobileNetV3Large",
-        {"minimalistic": True},
-        3_948_688,
-        None,
-        209,
-    ),
-    Variant("mobilenet_v3_small_1.0", "MobileNetV3Small", {}, 2_554_968, 2_542_856, 56, 67.5),
-    Variant("mobilenet_v3_small_0.75", "MobileNetV3Small", {"alpha": 0.75}, 2_051_552),
-    Variant(
-        "mobilenet_v3_small_minimalistic",
-        "MobileNetV3Small",
-        {"minimalistic": True},
-        2_056_848,
-    ),
-    # ShuffleNet V1 (arXiv:1707.01083): MACs from Table 2 (g = 3) and Table 1 (g = 8).
-    Variant("shufflenet_g3_0.5", "ShuffleNet", {"groups": 3, "scale": 0.5}, None, None, 38),
-    Variant("shufflenet_g3_1.0", "ShuffleNet", {"groups": 3, "scale": 1.0}, None, None, 140),
-    Variant("shufflenet_g3_2.0", "ShuffleNet", {"groups": 3, "scale": 2.0}, None, None, 524),
-    Variant("shufflenet_g8_1.0", "ShuffleNet", {"groups": 8, "scale": 1.0}, None, None, 137),
-    # ShuffleNetV2 (arXiv:1807.11164): trainable parameters of torchvision's
-    # shufflenet_v2_x*, MACs from Table 5, top-1 of torchvision's x1.0 checkpoint.
-    Variant("shufflenet_v2_0.5", "ShuffleNetV2", {"scale": 0.5}, None, 1_366_792, 41),
-    Variant("shufflenet_v2_1.0", "ShuffleNetV2", {"scale": 1.0}, None, 2_278_604, 146, 69.4),
-    Variant("shufflenet_v2_1.5", "ShuffleNetV2", {"scale": 1.5}, None, 3_503_624, 299),
-    Variant("shufflenet_v2_2.0", "ShuffleNetV2", {"scale": 2.0}, None, 7_393_996, 591),
-)
-
-BY_NAME = {variant.name: variant for variant in VARIANTS}
-
-
-def get(name):
-    """Returns the :class:`Variant` called ``name``.
-
-    Raises:
-        ValueError: If there is no such variant (the message lists them).
-    """
-    if name not in BY_NAME:
-        raise ValueError(f"Unknown model variant {name!r}; known variants: {sorted(BY_NAME)}.")
-    return BY_NAME[name]
+def __getattr__(name):
+    # VARIANTS / BY_NAME: read from the registry on access, so entries registered later
+    # (e.g. by a user's own family) are included.
+    if name == "VARIANTS":
+        return registry.entries()
+    if name == "BY_NAME":
+        return {entry.name: entry for entry in registry.entries()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def imagenet_input_sizes(variant):
-    """Input sizes of the published ImageNet checkpoints that fit ``variant`` (may be empty).
+    """Input sizes of the published ImageNet checkpoints of ``variant`` (may be empty).
 
     Example:
         >>> imagenet_input_sizes(get("mobilenet_v2_1.0"))
         [96, 128, 160, 192, 224]
     """
-    from keras_mobilenets.weights import registry
-
-    family = {builder: family for family, builder in registry.FAMILY_BUILDERS.items()}.get(
-        variant.builder)
-    alpha = variant.kwargs.get("alpha", 1.0)
-    minimalistic = variant.kwargs.get("minimalistic", False)
-    return sorted({
-        checkpoint.rows for checkpoint in registry.CHECKPOINTS
-        if checkpoint.family == family and abs(checkpoint.alpha - alpha) < 1e-6
-        and checkpoint.minimalistic == minimalistic
-    })
+    return variant.imagenet_input_sizes
 
 
 def measure(variant, input_size=224):
@@ -133,7 +58,7 @@ def measure(variant, input_size=224):
 
 
 def measure_all(variants=None, input_size=224, progress=False):
-    """Measures every variant of ``variants`` (all of :data:`VARIANTS` by default).
+    """Measures every variant of ``variants`` (every registry entry by default).
 
     Takes about a second per variant on a CPU.
 
@@ -148,7 +73,7 @@ def measure_all(variants=None, input_size=224, progress=False):
     """
     import keras
 
-    variants = VARIANTS if variants is None else variants
+    variants = registry.entries() if variants is None else variants
     bar = keras.utils.Progbar(len(variants), verbose=1 if progress else 0)
     measurements = []
     for variant in variants:
@@ -169,14 +94,13 @@ def _reference_params(variant):
 def model_table_markdown(measurements=None, progress=False):
     """The model table (markdown) of ``docs/model_zoo.md`` and the README.
 
-    One row per variant of :data:`VARIANTS`: the builder call, the parameters and
-    multiply-adds at 224x224 measured on our models, the reference numbers, the input
-    sizes of the published ImageNet weights (from the weights registry) and the
-    reference ImageNet top-1.
+    One row per registry entry: the builder call, the parameters and multiply-adds at
+    224x224 measured on our models, the reference numbers, the input sizes of the
+    published ImageNet weights and the reference ImageNet top-1.
 
     Args:
-        measurements: The variants' profiles (:func:`measure`) in the order of
-            :data:`VARIANTS` (None: :func:`measure_all`, about 20 s on a CPU).
+        measurements: The variants' profiles (:func:`measure`) in registry order (None:
+            :func:`measure_all`, about 20 s on a CPU).
         progress: Show a progress bar while measuring.
 
     Example:
@@ -184,8 +108,9 @@ def model_table_markdown(measurements=None, progress=False):
     """
     if measurements is None:
         measurements = measure_all(progress=progress)
-    if len(measurements) != len(VARIANTS):
-        raise ValueError(f"`measurements` must have one entry per variant ({len(VARIANTS)}), "
+    variants = registry.entries()
+    if len(measurements) != len(variants):
+        raise ValueError(f"`measurements` must have one entry per variant ({len(variants)}), "
                          f"got {len(measurements)}.")
     lines = [
         "| variant | builder call | params | trainable params | MACs at 224 (M) "
@@ -193,9 +118,9 @@ def model_table_markdown(measurements=None, progress=False):
         "| top-1 (%) |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for variant, measured in zip(VARIANTS, measurements):
+    for variant, measured in zip(variants, measurements):
         arguments = ", ".join(f"{key}={value!r}" for key, value in variant.kwargs.items())
-        sizes = imagenet_input_sizes(variant)
+        sizes = variant.imagenet_input_sizes
         reference_macs = "—" if variant.macs_millions is None else f"{variant.macs_millions:g}"
         top1 = "—" if variant.top1 is None else f"{variant.top1:g}"
         lines.append(
@@ -223,10 +148,10 @@ def model_zoo_markdown(measurements=None, progress=False):
     lines = [
         "# Model zoo",
         "",
-        "Every named variant of `keras_mobilenets.zoo.VARIANTS`. Build one with the builder",
-        "call shown (add `weights=\"imagenet\"` for the published weights, `include_top=False`",
-        "for a backbone), or by name: "
-        "`keras_mobilenets.zoo.get(\"mobilenet_v3_small_1.0\").build()`.",
+        "Every entry of the model registry (`keras_mobilenets.registry`). Build one with the",
+        "builder call shown (add `weights=\"imagenet\"` for the published weights,",
+        "`include_top=False` for a backbone), or by name: "
+        "`keras_mobilenets.registry.get(\"mobilenet_v3_small_1.0\").build()`.",
         "",
         model_table_markdown(measurements, progress),
         "",

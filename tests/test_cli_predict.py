@@ -1,6 +1,7 @@
 """``keras-mobilenets predict IMAGE``: top-5 ImageNet classes of a real photograph."""
 
 import numpy as np
+import pytest
 
 import keras_mobilenets
 from keras_mobilenets import cli, imagenet
@@ -65,5 +66,39 @@ def test_predict_with_a_weights_path(tmp_path, capsys, monkeypatch):
 
 def test_predict_reports_bad_arguments(tmp_path, capsys):
     image = shared_data("images/grace_hopper.jpg")
-    assert cli.main(["predict", str(image), "--weights", str(tmp_path / "none.h5")]) == 1
-    assert "`weights` must be" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["predict", str(image), "--weights", str(tmp_path / "none.h5")])
+    assert exit_info.value.code == 2
+    assert "must be 'imagenet', 'none' or an existing weights file" in capsys.readouterr().err
+
+
+def test_predict_names_a_missing_or_unreadable_image(tmp_path, capsys, monkeypatch):
+    # The image is checked before any weights are fetched (no server is reachable here).
+    monkeypatch.setenv(download.BASE_URL_ENV, "http://127.0.0.1:9/never-used")
+    missing = tmp_path / "missing.jpg"
+    assert cli.main(["predict", str(missing)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"keras-mobilenets predict: error: `image` {str(missing)!r}: no such file."
+    )
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    assert cli.main(["predict", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert f"`image` {str(broken)!r} is not a readable image" in err
+    assert "BytesIO" not in err
+
+
+def test_predict_with_random_weights_and_a_wrong_weights_file(tmp_path, capsys):
+    image = shared_data("images/grace_hopper.jpg")
+    assert cli.main(["predict", str(image), "--weights", "None", "--image-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "(MobileNetV3Small, weights=none):" in out
+    assert len(out.strip().splitlines()) == 6
+    # Weights of another architecture: one short line naming the file, not Keras' report.
+    other = keras_mobilenets.MobileNetV2(weights=None, alpha=0.35, input_shape=(64, 64, 3))
+    path = tmp_path / "v2.weights.h5"
+    other.save_weights(str(path))
+    assert cli.main(["predict", str(image), "--weights", str(path), "--image-size", "64"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 800, err
+    assert f"`weights` file {str(path)!r} does not match the architecture" in err
