@@ -22,6 +22,8 @@ import numbers
 
 import numpy as np
 
+from keras_mobilenets.detection.heads import head_layers
+
 DEFAULT_ASPECT_RATIOS = (2.0, 3.0)
 MIN_RATIO = 0.2
 MAX_RATIO = 0.95
@@ -164,8 +166,6 @@ class DefaultBoxes:
             >>> DefaultBoxes.from_model(SSDLite("MobileNetV3Small", num_classes=5,
             ...                                 input_shape=(128, 128, 3))).num_boxes
         """
-        from keras_mobilenets.detection.ssdlite import head_layers
-
         heads = head_layers(model)
         boxes = cls(tuple(shape for shape, _ in heads), aspect_ratios, min_ratio, max_ratio, clip)
         predicted = tuple(n for _, n in heads)

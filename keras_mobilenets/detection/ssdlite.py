@@ -39,6 +39,7 @@ import keras
 
 from keras_mobilenets.backbone import headless_backbone, stride_endpoints
 from keras_mobilenets.detection.anchors import DEFAULT_ASPECT_RATIOS, DefaultBoxes
+from keras_mobilenets.detection.heads import PREFIX, head_layers  # noqa: F401  (re-exported)
 from keras_mobilenets.models import common
 
 EXTRA_CHANNELS = (512, 256, 256, 128)
@@ -47,7 +48,6 @@ MIN_INPUT_SIZE = common.MIN_INPUT_SIZE
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.97
 INIT_STDDEV = 0.03
-PREFIX = "ssdlite"
 
 
 def _check_input_shape(input_shape, backbone):
@@ -133,27 +133,6 @@ def prediction_block(x, boxes, values, name, bn_epsilon=BN_EPSILON, bn_momentum=
         name=f"{name}_conv",
     )(x)
     return keras.layers.Reshape((rows * cols * boxes, values), name=f"{name}_reshape")(x)
-
-
-def head_layers(model):
-    """``[((rows, cols), boxes per location)]`` of the box head of an SSDLite model, per map.
-
-    Raises:
-        ValueError: If ``model`` has no SSDLite box head.
-    """
-    heads = []
-    while True:
-        try:
-            layer = model.get_layer(f"{PREFIX}_box_{len(heads)}_conv")
-        except ValueError:
-            break
-        heads.append((tuple(layer.output.shape[1:3]), layer.filters // 4))
-    if not heads:
-        raise ValueError(
-            f"Model {getattr(model, 'name', model)!r} has no SSDLite head (layers named "
-            f"'{PREFIX}_box_<k>_conv'); build it with keras_mobilenets.detection.SSDLite."
-        )
-    return heads
 
 
 def SSDLite(
