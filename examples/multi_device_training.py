@@ -51,12 +51,16 @@ def parse_arguments(argv=None):
     parser.add_argument("--cpus", type=int, default=2 if SMOKE else 0,
                         help="with --strategy mirrored on a machine without GPUs: split the "
                              "CPU into this many logical devices (smoke mode: 2)")
-    parser.add_argument("--epochs", type=int, default=1 if SMOKE else 3)
-    parser.add_argument("--fine-tune-epochs", type=int, default=0 if SMOKE else 3)
+    parser.add_argument("--epochs", type=int, default=1 if SMOKE else 3,
+                        help="(default: %(default)s)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=0 if SMOKE else 3,
+                        help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=8 if SMOKE else 64,
-                        help="global batch size")
+                        help="global batch size (default: %(default)s)")
     parser.add_argument("--sync-batch-norm", action="store_true")
-    parser.add_argument("--output-dir", default="multi_device_run")
+    parser.add_argument("--output-dir",
+                        default=os.path.join("keras_mobilenets_runs", "multi_device_training"),
+                        help="where the files go (default: %(default)s)")
     args = parser.parse_args(argv)
     if SMOKE and args.strategy == "auto":
         args.strategy = "mirrored"

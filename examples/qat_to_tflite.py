@@ -32,10 +32,14 @@ def parse_arguments(argv=None):
                         help="folder of class sub-folders (default: the shapes data)")
     parser.add_argument("--model", default=None,
                         help="a trained float .keras classifier (default: fine-tune one)")
-    parser.add_argument("--qat-epochs", type=int, default=1)
-    parser.add_argument("--learning-rate", type=float, default=1e-5)
-    parser.add_argument("--batch-size", type=int, default=8 if SMOKE else 32)
-    parser.add_argument("--output-dir", default="qat_to_tflite")
+    parser.add_argument("--qat-epochs", type=int, default=1, help="(default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=1e-5,
+                        help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8 if SMOKE else 32,
+                        help="(default: %(default)s)")
+    parser.add_argument("--output-dir",
+                        default=os.path.join("keras_mobilenets_runs", "qat_to_tflite"),
+                        help="where the files go (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.model is not None and args.data_dir is None:
         parser.error("--model needs the DATA_DIR it was trained on")

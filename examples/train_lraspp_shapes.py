@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from keras_mobilenets import export, segmentation  # noqa: E402
 from keras_mobilenets.datasets import shapes  # noqa: E402
-from keras_mobilenets.plotting import save_image_grid  # noqa: E402
+from keras_mobilenets import plotting  # noqa: E402
 from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 
 SMOKE_ENV = "KERAS_MOBILENETS_SMOKE"
@@ -55,7 +55,7 @@ class Config:
     augment: bool = True
     float_tflite: bool = True  # also export and measure a float32 TFLite file
     latency_runs: int = 50
-    output_dir: str = "lraspp_shapes"
+    output_dir: str = os.path.join("keras_mobilenets_runs", "lraspp_shapes")
 
 
 # Tiny sizes and few steps: checks that everything runs, not how well it trains.
@@ -189,25 +189,22 @@ def run(config, verbose=2):
         *([file_row("TFLite float32", "float32", float_masks)] if config.float_tflite else []),
         file_row("TFLite int8 (QAT)", "int8", qat_masks),
     )
-    figure = overlay_masks(x_test[:8], file_masks["int8"][:8],
+    figure = compare_masks(x_test[:6], file_masks["int8"][:6], y_test[:6],
                            os.path.join(config.output_dir, "int8_masks.png"))
     return Result(config, rows, score(file_masks["int8"]).per_class_iou,
                   tuple(history.history["loss"]), {"float": model, "qat": qat_model},
                   {**files, "figure": figure}, time.perf_counter() - start)
 
 
-def overlay_masks(images, masks, path, columns=4):
-    """Saves a grid of images with their predicted masks overlaid (background clear)."""
-    import matplotlib
-
-    colors = matplotlib.colormaps["tab10"].resampled(NUM_CLASSES)
-
-    def draw(axis, index):
-        overlay = colors(masks[index])
-        overlay[..., 3] = np.where(masks[index] > 0, 0.5, 0.0)  # background stays clear
-        axis.imshow(overlay)
-
-    return save_image_grid(images, path, draw, columns)
+def compare_masks(images, predicted, true, path):
+    """Saves image | int8 prediction | ground truth, one row per image, with the class
+    colours' legend."""
+    names = ("background", *shapes.CLASS_NAMES)
+    return plotting.save_comparison(
+        [("image", images, None),
+         ("int8 TFLite prediction", plotting.masks_to_rgb(predicted, NUM_CLASSES), None),
+         ("ground truth", plotting.masks_to_rgb(true, NUM_CLASSES), None)],
+        path, legend=list(zip(names, plotting.class_colors(NUM_CLASSES))))
 
 
 def main(argv=None):
@@ -222,7 +219,8 @@ def main(argv=None):
         if isinstance(value, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
         else:
-            parser.add_argument(flag, type=type(value), default=value)
+            parser.add_argument(flag, type=type(value), default=value,
+                                help=f"(default: {value})")
     config = Config(**vars(parser.parse_args(argv)))
     result = run(config, verbose=1 if sys.stdout.isatty() else 2)
     print(f"\nLR-ASPP on shapes, {config.image_size}x{config.image_size}, "

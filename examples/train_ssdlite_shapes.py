@@ -13,25 +13,28 @@ file reproduces (same label, IoU >= 0.9, every corner within 2 pixels).
 Usage::
 
     python examples/train_ssdlite_shapes.py            # ~6 minutes on 2 CPU cores
+    python examples/train_ssdlite_shapes.py --epochs 4 --output-dir runs/ssd   # see --help
     KERAS_MOBILENETS_SMOKE=1 python examples/train_ssdlite_shapes.py   # < 1 minute
+
+Writes the int8 detector and a figure (image | int8 detections | ground truth) to
+``--output-dir`` (default ``keras_mobilenets_runs/ssdlite_shapes``).
 
 ``run(config)`` returns the numbers (the tests call it with the smoke configuration).
 """
 
+import argparse
 import dataclasses
 import logging
 import os
 import sys
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_mobilenets import detection, export, training
+from keras_mobilenets import detection, export, plotting, training
 from keras_mobilenets.datasets import shapes
-from keras_mobilenets.plotting import save_image_grid
 
 SMOKE_VARIABLE = "KERAS_MOBILENETS_SMOKE"
 logger = logging.getLogger("train_ssdlite_shapes")
@@ -58,6 +61,7 @@ class Config:
     crop: bool = False
     verbose: int = 2
     seed: int = 0
+    output_dir: str = os.path.join("keras_mobilenets_runs", "ssdlite_shapes")
 
 
 # Smoke: 64x64 images and one extra block (at 64 pixels the maps after the stride-32 one
@@ -163,26 +167,41 @@ def run(config=Config()):
         "train_seconds": train_seconds,
         "seconds": time.perf_counter() - start,
         "flatbuffer": flatbuffer,
-        "images": test_x[:8],
-        "detections": {k: v[:8] for k, v in tflite.items()},
+        "images": test_x[:6],
+        "detections": {k: v[:6] for k, v in tflite.items()},
+        "ground_truth": {k: v[:6] for k, v in test_y.items()},
     }
 
 
-def draw_detections(images, detections, path, columns=4):
-    """Saves a grid of images with the detected boxes, class names and scores drawn."""
-    from matplotlib.patches import Rectangle
+def draw_detections(images, detections, path, ground_truth=None):
+    """Saves image | detections (| ground truth), one row per image: boxes in their class
+    colours with names and scores, and a legend of the class colours."""
+    colors = plotting.class_colors(shapes.NUM_CLASSES + 1)[1:] / 255.0  # no background
 
-    def draw(axis, index):
-        for box, label, score in zip(detections["boxes"][index], detections["labels"][index],
-                                     detections["scores"][index]):
-            if label < 0:
-                continue
-            x1, y1, x2, y2 = box
-            axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow"))
-            axis.text(x1, y1, f"{shapes.CLASS_NAMES[label]} {score:.2f}", color="black",
-                      fontsize=7, backgroundcolor="yellow", verticalalignment="bottom")
+    def boxes_drawer(found, scores=True):
+        from matplotlib.patches import Rectangle
 
-    return save_image_grid(images, path, draw, columns)
+        def draw(axis, index):
+            for k, (box, label) in enumerate(zip(found["boxes"][index], found["labels"][index])):
+                if label < 0:
+                    continue
+                x1, y1, x2, y2 = box
+                axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, linewidth=2,
+                                         color=colors[label]))
+                text = shapes.CLASS_NAMES[label]
+                if scores:
+                    text += f" {found['scores'][index][k]:.2f}"
+                axis.text(x1, y1, text, color="white", fontsize=7, verticalalignment="bottom",
+                          backgroundcolor=colors[label])
+
+        return draw
+
+    panels = [("image", images, None), ("int8 TFLite detections", images,
+                                        boxes_drawer(detections))]
+    if ground_truth is not None:
+        panels.append(("ground truth", images, boxes_drawer(ground_truth, scores=False)))
+    return plotting.save_comparison(
+        panels, path, legend=list(zip(shapes.CLASS_NAMES, colors)))
 
 
 def table(results):
@@ -205,19 +224,38 @@ def config_from_environment():
     return SMOKE if os.environ.get(SMOKE_VARIABLE) == "1" else Config()
 
 
-def main():
+def parse_config(argv=None):
+    """The ``Config`` from the command line; defaults from :func:`config_from_environment`."""
+    defaults = config_from_environment()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for field in dataclasses.fields(Config):
+        value = getattr(defaults, field.name)
+        if isinstance(value, tuple):
+            continue  # structured settings (backbone arguments, extra blocks): code only
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value,
+                                help=f"(default: {value})")
+    return dataclasses.replace(defaults, **vars(parser.parse_args(argv)))
+
+
+def main(argv=None):
+    config = parse_config(argv)
     logging.basicConfig(level=logging.WARNING)
     logger.setLevel(logging.INFO)
-    config = config_from_environment()
     results = run(config)
     print(results["op_report"])
     print(table(results))
-    path = os.path.join(tempfile.gettempdir(), "ssdlite_shapes_int8.tflite")
+    os.makedirs(config.output_dir, exist_ok=True)
+    path = os.path.join(config.output_dir, "ssdlite_shapes_int8.tflite")
     with open(path, "wb") as f:
         f.write(results["flatbuffer"])
     print(f"int8 detector written to {path}")
     figure = draw_detections(results["images"], results["detections"],
-                             os.path.join(tempfile.gettempdir(), "ssdlite_shapes_detections.png"))
+                             os.path.join(config.output_dir, "int8_detections.png"),
+                             ground_truth=results["ground_truth"])
     print(f"int8 detections drawn on held-out images: {figure}")
     return 0
 

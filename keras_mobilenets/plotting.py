@@ -1,4 +1,4 @@
-"""A grid of images saved to a file, for the examples' detection and segmentation figures.
+"""Figures saved to a file: image grids, and image | prediction | ground truth comparisons.
 
 Built on ``matplotlib.figure.Figure`` directly (no pyplot), so it never switches the
 user's matplotlib backend and works without a display. matplotlib is imported when the
@@ -8,9 +8,9 @@ Example:
     >>> save_image_grid(images[:8], "grid.png", draw=lambda axis, i: axis.set_title(str(i)))
 """
 
-import numbers
-
 import numpy as np
+
+from keras_mobilenets import _checks
 
 
 def save_image_grid(images, path, draw=None, columns=4, dpi=80):
@@ -37,13 +37,8 @@ def save_image_grid(images, path, draw=None, columns=4, dpi=80):
     """
     from matplotlib.figure import Figure
 
-    if isinstance(columns, bool) or not isinstance(columns, numbers.Integral) or columns < 1:
-        raise ValueError(f"`columns` must be an int >= 1, got {columns!r}.")
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or not len(images):
-        raise ValueError(
-            f"`images` must be a non-empty batch (N, height, width, 3), got shape {images.shape}."
-        )
+    _checks.check_int("columns", columns, minimum=1)
+    images = _checked_images("images", images)
     rows = -(-len(images) // columns)
     figure = Figure(figsize=(2.5 * columns, 2.5 * rows))
     for index, axis in enumerate(np.ravel(figure.subplots(rows, columns, squeeze=False))):
@@ -53,5 +48,113 @@ def save_image_grid(images, path, draw=None, columns=4, dpi=80):
             if draw is not None:
                 draw(axis, index)
     figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    return path
+
+
+def _checked_images(name, images):
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or not len(images):
+        raise ValueError(
+            f"`{name}` must be a non-empty batch (N, height, width, 3), got shape {images.shape}."
+        )
+    return images
+
+
+def class_colors(num_classes):
+    """One distinct RGB colour (uint8) per class, class 0 (background) black.
+
+    The Pascal VOC palette scheme: the bits of the class index are spread over the red,
+    green and blue channels, from the most significant bit of each down, so neighbouring
+    classes get clearly different colours.
+
+    Example:
+        >>> class_colors(3).tolist()
+        [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
+    """
+    _checks.check_int("num_classes", num_classes, minimum=1)
+    colors = np.zeros((num_classes, 3), dtype="uint8")
+    for index in range(num_classes):
+        value, shift = index, 7
+        while value:
+            for channel in range(3):
+                colors[index, channel] |= ((value >> channel) & 1) << shift
+            value >>= 3
+            shift -= 1
+    return colors
+
+
+def masks_to_rgb(masks, num_classes):
+    """Class-index masks ``(N, height, width)`` as RGB images in their class colours.
+
+    Example:
+        >>> masks_to_rgb(np.zeros((1, 4, 4), int), 3).shape
+        (1, 4, 4, 3)
+    """
+    masks = np.asarray(masks)
+    if masks.min(initial=0) < 0 or masks.max(initial=0) >= num_classes:
+        raise ValueError(
+            f"`masks` must hold class indices in [0, {num_classes}), got values from "
+            f"{masks.min()} to {masks.max()}."
+        )
+    return class_colors(num_classes)[masks]
+
+
+def save_comparison(panels, path, legend=None, dpi=80):
+    """Saves one row per image with one panel per column, e.g. image | prediction | truth.
+
+    Args:
+        panels: ``[(title, images, draw)]``, one per column: the column's title, its
+            images in [0, 255] ``(N, height, width, 3)`` (the same N for every column)
+            and an optional ``draw(axis, index)`` that adds boxes or labels.
+        path: The file to write (the format follows its extension, e.g. ``.png``).
+        legend: Optional ``[(class name, RGB colour)]`` shown under the panels (colours
+            as uint8 triples or floats in [0, 1]).
+        dpi: Resolution of the saved file.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: If ``panels`` is empty or its image batches differ in length.
+
+    Example:
+        >>> save_comparison([("image", x, None), ("prediction", masks_to_rgb(p, 4), None),
+        ...                  ("ground truth", masks_to_rgb(y, 4), None)], "masks.png",
+        ...                 legend=list(zip(names, class_colors(4))))
+        'masks.png'
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    if not panels:
+        raise ValueError("`panels` must name at least one column, got none.")
+    columns = [(title, _checked_images(f"panels[{title!r}]", images), draw)
+               for title, images, draw in panels]
+    count = len(columns[0][1])
+    if any(len(images) != count for _, images, _ in columns):
+        raise ValueError(
+            f"`panels` must hold the same number of images in every column, got "
+            f"{[len(images) for _, images, _ in columns]}."
+        )
+    figure = Figure(figsize=(2.5 * len(columns), 2.5 * count + (0.6 if legend else 0)))
+    axes = figure.subplots(count, len(columns), squeeze=False)
+    for column, (title, images, draw) in enumerate(columns):
+        axes[0, column].set_title(title)
+        for index in range(count):
+            axis = axes[index, column]
+            axis.axis("off")
+            axis.imshow(np.clip(images[index], 0, 255).astype("uint8"))
+            if draw is not None:
+                draw(axis, index)
+    if legend:
+        handles = [Patch(color=np.asarray(color, dtype="float32") / (
+            255.0 if np.asarray(color).dtype.kind in "ui" else 1.0), label=name)
+            for name, color in legend]
+        figure.legend(handles=handles, loc="lower center", ncols=min(len(handles), 6),
+                      frameon=False)
+        figure.tight_layout(rect=(0, 0.6 / figure.get_figheight(), 1, 1))
+    else:
+        figure.tight_layout()
     figure.savefig(path, dpi=dpi)
     return path

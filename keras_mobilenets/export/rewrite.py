@@ -168,6 +168,7 @@ def rewrite_int8_hard_swish(flatbuffer, mode="int8"):
     schema = import_litert("schema_py_generated")
     utils = import_litert("tools.flatbuffer_utils")
     model = utils.read_model_from_bytearray(bytearray(flatbuffer))
+    off_xnnpack = []
     for subgraph in model.subgraphs:
         graph = _Graph(model, subgraph, schema)
         operators = []
@@ -184,13 +185,15 @@ def rewrite_int8_hard_swish(flatbuffer, mode="int8"):
             if mode == "int8" and not _integer_fits_xnnpack(
                 x.quantization.scale[0], y.quantization.scale[0]
             ):
-                logger.warning(
-                    "HARD_SWISH on %s: scales outside XNNPACK's int8 limits, its int8 ops "
-                    "will run on the builtin kernels (int8_hard_swish='float' avoids this).",
-                    name,
-                )
+                off_xnnpack.append(name)
             build = _integer_ops if mode == "int8" else _float_ops
             operators.extend(build(graph, x_index, y_index, name))
             counts[mode] += 1
         subgraph.operators = operators
+    if off_xnnpack:
+        logger.warning(
+            "%d of %d HARD_SWISH ops have scales outside XNNPACK's int8 limits; their int8 ops "
+            "will run on the builtin kernels (int8_hard_swish='float' avoids this): %s",
+            len(off_xnnpack), counts["int8"], ", ".join(off_xnnpack),
+        )
     return bytes(utils.convert_object_to_bytearray(model)), counts
