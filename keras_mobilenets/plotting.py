@@ -8,9 +8,9 @@ Example:
     >>> save_image_grid(images[:8], "grid.png", draw=lambda axis, i: axis.set_title(str(i)))
 """
 
-import numbers
-
 import numpy as np
+
+from keras_mobilenets import _checks
 
 
 def save_image_grid(images, path, draw=None, columns=4, dpi=80):
@@ -37,8 +37,7 @@ def save_image_grid(images, path, draw=None, columns=4, dpi=80):
     """
     from matplotlib.figure import Figure
 
-    if isinstance(columns, bool) or not isinstance(columns, numbers.Integral) or columns < 1:
-        raise ValueError(f"`columns` must be an int >= 1, got {columns!r}.")
+    _checks.check_positive_int("columns", columns)
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or not len(images):
         raise ValueError(
