@@ -146,6 +146,30 @@ def int_pair(value, minimum=1):
     return tuple(int(v) for v in value)
 
 
+def check_size_pair(name, value, minimum=1):
+    """``value``, a ``(rows, cols)`` tuple or list of ints >= ``minimum``, as a tuple of ints.
+
+    Unlike ``int_pair`` a single int is not accepted, and a bad value raises.
+
+    Raises:
+        ValueError: Naming the argument and its value.
+
+    Example:
+        >>> check_size_pair("output_shape", [96, 128])
+        (96, 128)
+        >>> check_size_pair("output_shape", 96)
+        Traceback (most recent call last):
+        ...
+        ValueError: `output_shape` must be (rows, cols), a pair of ints >= 1, got 96.
+    """
+    pair = int_pair(value, minimum) if isinstance(value, (tuple, list)) else None
+    if pair is None:
+        raise ValueError(
+            f"`{name}` must be (rows, cols), a pair of ints >= {minimum}, got {value!r}."
+        )
+    return pair
+
+
 def check_input_shape(input_shape):
     """Validates a channels-last ``(rows, cols, channels)`` shape; None sizes are allowed."""
     if input_shape is None:

@@ -11,6 +11,8 @@ import json
 
 import numpy as np
 
+from keras_mobilenets import _checks
+
 PREPROCESSING_MODES = ("tf", "torch", "none")
 
 # ImageNet channel statistics of pixels scaled to [0, 1] (RGB), used by "torch" mode.
@@ -110,8 +112,7 @@ def decode_predictions(preds, top=5):
         raise ValueError(
             f"`preds` must have shape (batch, 1000) (ImageNet scores), got {preds.shape}."
         )
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000:
-        raise ValueError(f"`top` must be an int in [1, 1000], got {top!r}.")
+    _checks.check_int("top", top, minimum=1, maximum=1000)
     names = class_index()
     results = []
     for row in preds:

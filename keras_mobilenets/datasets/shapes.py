@@ -25,6 +25,8 @@ Example:
 
 import numpy as np
 
+from keras_mobilenets import _checks
+
 CLASS_NAMES = ("circle", "square", "triangle", "cross", "ring")
 NUM_CLASSES = len(CLASS_NAMES)
 SPLITS = ("train", "test")
@@ -100,14 +102,11 @@ def _scene(rng, size, labels, radius_range):
 
 
 def _check_arguments(split, num_images, image_size, task, seed, max_objects):
-    if split not in SPLITS:
-        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
+    _checks.check_choice("split", split, SPLITS)
+    _checks.check_choice("task", task, TASKS)
     for name, value, minimum in (("num_images", num_images, 1), ("image_size", image_size, 32),
                                  ("max_objects", max_objects, 1), ("seed", seed, 0)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
+        _checks.check_int(name, value, minimum=minimum)
 
 
 def load(split="train", num_images=1000, image_size=64, task="classification", seed=0,
@@ -200,10 +199,8 @@ def as_dataset(split="train", num_images=1000, image_size=64, task="classificati
     """
     import tensorflow as tf
 
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an int >= 1, got {batch_size!r}.")
-    if not isinstance(shuffle, bool):
-        raise ValueError(f"`shuffle` must be True or False, got {shuffle!r}.")
+    _checks.check_positive_int("batch_size", batch_size)
+    _checks.check_bool("shuffle", shuffle)
     images, targets = load(split, num_images, image_size, task, seed, max_objects)
     dataset = tf.data.Dataset.from_tensor_slices((images.astype("float32"), targets))
     if shuffle:

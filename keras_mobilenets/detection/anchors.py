@@ -18,27 +18,15 @@ Example:
 
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 
+from keras_mobilenets import _checks
 from keras_mobilenets.detection.heads import head_layers
 
 DEFAULT_ASPECT_RATIOS = (2.0, 3.0)
 MIN_RATIO = 0.2
 MAX_RATIO = 0.95
-
-
-def _positive_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
-
-
-def _check_shape_pair(name, value):
-    if (not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value
-    )):
-        raise ValueError(f"`{name}` must be a pair of ints >= 1 (rows, cols), got {value!r}.")
-    return tuple(int(v) for v in value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,25 +61,28 @@ class DefaultBoxes:
             raise ValueError(
                 f"`feature_map_shapes` must be a non-empty sequence of (rows, cols), got {shapes!r}."
             )
-        shapes = tuple(_check_shape_pair("feature_map_shapes", s) for s in shapes)
+        shapes = tuple(_checks.check_size_pair(f"feature_map_shapes[{k}]", s)
+                       for k, s in enumerate(shapes))
         ratios = self.aspect_ratios
-        if isinstance(ratios, (tuple, list)) and ratios and all(_positive_number(r) for r in ratios):
+        if isinstance(ratios, (tuple, list)) and ratios and all(
+            _checks.is_number(r) and r > 0 for r in ratios
+        ):
             ratios = (tuple(ratios),) * len(shapes)
         if (not isinstance(ratios, (tuple, list)) or len(ratios) != len(shapes) or not all(
-            isinstance(r, (tuple, list)) and all(_positive_number(a) for a in r) for r in ratios
+            isinstance(r, (tuple, list)) and all(_checks.is_number(a) and a > 0 for a in r)
+            for r in ratios
         )):
             raise ValueError(
                 "`aspect_ratios` must be a sequence of numbers > 0 (for every map) or one such "
                 f"sequence per feature map ({len(shapes)}), got {self.aspect_ratios!r}."
             )
-        if not (_positive_number(self.min_ratio) and _positive_number(self.max_ratio)
-                and self.min_ratio < self.max_ratio):
+        if not (_checks.is_number(self.min_ratio) and _checks.is_number(self.max_ratio)
+                and 0 < self.min_ratio < self.max_ratio):
             raise ValueError(
                 "`min_ratio` and `max_ratio` must be numbers with 0 < min_ratio < max_ratio, got "
                 f"{self.min_ratio!r} and {self.max_ratio!r}."
             )
-        if not isinstance(self.clip, bool):
-            raise ValueError(f"`clip` must be True or False, got {self.clip!r}.")
+        _checks.check_bool("clip", self.clip)
         object.__setattr__(self, "feature_map_shapes", shapes)
         object.__setattr__(self, "aspect_ratios", tuple(tuple(float(a) for a in r) for r in ratios))
 

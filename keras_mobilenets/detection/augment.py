@@ -21,11 +21,10 @@ Example:
     >>> dataset = dataset.map(augmenter).batch(32).map(encoder)
 """
 
-import numbers
-
 import keras
 import tensorflow as tf
 
+from keras_mobilenets import _checks
 from keras_mobilenets.detection.boxes import PADDING, check_format, from_rel_xyxy, to_rel_xyxy
 
 MIN_IOUS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
@@ -53,26 +52,17 @@ class Augmenter:
 
     def __init__(self, output_shape, bounding_box_format="xyxy", flip=True, crop=True,
                  min_ious=MIN_IOUS, min_scale=0.3, trials=40):
-        if (not isinstance(output_shape, (tuple, list)) or len(output_shape) != 2 or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-            for v in output_shape
-        )):
-            raise ValueError(f"`output_shape` must be (rows, cols) ints >= 1, got {output_shape!r}.")
+        self.output_shape = _checks.check_size_pair("output_shape", output_shape)
         check_format(bounding_box_format)
-        for name, value in (("flip", flip), ("crop", crop)):
-            if not isinstance(value, bool):
-                raise ValueError(f"`{name}` must be True or False, got {value!r}.")
+        _checks.check_bool("flip", flip)
+        _checks.check_bool("crop", crop)
         if not isinstance(min_ious, (tuple, list)) or not min_ious or not all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 1 for v in min_ious
+            _checks.is_number(v) and 0 <= v <= 1 for v in min_ious
         ):
             raise ValueError(f"`min_ious` must be a non-empty sequence of numbers in [0, 1], got "
                              f"{min_ious!r}.")
-        if isinstance(min_scale, bool) or not isinstance(min_scale, numbers.Real) or not (
-                0 < min_scale <= 1):
-            raise ValueError(f"`min_scale` must be a number in (0, 1], got {min_scale!r}.")
-        if isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1:
-            raise ValueError(f"`trials` must be an int >= 1, got {trials!r}.")
-        self.output_shape = tuple(int(v) for v in output_shape)
+        _checks.check_number("min_scale", min_scale, low=0, high=1, low_open=True)
+        _checks.check_positive_int("trials", trials)
         self.bounding_box_format = bounding_box_format
         self.flip = flip
         self.crop = crop

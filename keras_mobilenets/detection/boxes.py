@@ -23,6 +23,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mobilenets import _checks
+
 BOX_FORMATS = (
     "xyxy", "yxyx", "xywh", "center_xywh", "center_yxhw",
     "rel_xyxy", "rel_yxyx", "rel_xywh", "rel_center_xywh",
@@ -38,10 +40,7 @@ MAX_LOG_SIZE = math.log(1000.0 / 16)
 
 def check_format(bounding_box_format, argument="bounding_box_format"):
     """Raises ``ValueError`` unless the format is one of ``BOX_FORMATS``."""
-    if bounding_box_format not in BOX_FORMATS:
-        raise ValueError(
-            f"`{argument}` must be one of {BOX_FORMATS}, got {bounding_box_format!r}."
-        )
+    _checks.check_choice(argument, bounding_box_format, BOX_FORMATS)
     return bounding_box_format
 
 
@@ -177,7 +176,7 @@ class BoxCoder:
     def __init__(self, variance=VARIANCE):
         values = tuple(variance) if isinstance(variance, (tuple, list)) else None
         if values is None or len(values) != 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values
+            _checks.is_number(v) and v > 0 for v in values
         ):
             raise ValueError(f"`variance` must be 4 numbers > 0, got {variance!r}.")
         self.variance = tuple(float(v) for v in values)

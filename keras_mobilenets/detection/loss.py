@@ -17,10 +17,10 @@ Example:
     >>> model.fit(dataset.map(encoder), epochs=10)
 """
 
-import numbers
-
 import keras
 from keras import ops
+
+from keras_mobilenets import _checks
 
 CLASS_LOSS_MODES = ("hard_negative", "focal")
 
@@ -80,17 +80,11 @@ class SSDClassLoss(keras.losses.Loss):
 
     def __init__(self, mode="hard_negative", negative_ratio=3.0, focal_gamma=2.0,
                  focal_alpha=0.25, name="ssd_class_loss", reduction="sum", dtype=None):
-        if mode not in CLASS_LOSS_MODES:
-            raise ValueError(f"`mode` must be one of {CLASS_LOSS_MODES}, got {mode!r}.")
-        for argument, value, low in (("negative_ratio", negative_ratio, 0),
-                                     ("focal_gamma", focal_gamma, None)):
-            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                    or value < 0 or (low is not None and value <= low)):
-                allowed = "> 0" if low is not None else ">= 0"
-                raise ValueError(f"`{argument}` must be a number {allowed}, got {value!r}.")
-        if (isinstance(focal_alpha, bool) or not isinstance(focal_alpha, numbers.Real)
-                or not 0 < focal_alpha < 1):
-            raise ValueError(f"`focal_alpha` must be a number in (0, 1), got {focal_alpha!r}.")
+        _checks.check_choice("mode", mode, CLASS_LOSS_MODES)
+        _checks.check_positive_number("negative_ratio", negative_ratio)
+        _checks.check_number("focal_gamma", focal_gamma, low=0)
+        _checks.check_number("focal_alpha", focal_alpha, low=0, high=1, low_open=True,
+                             high_open=True)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.mode = mode
         self.negative_ratio = negative_ratio

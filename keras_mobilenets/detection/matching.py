@@ -20,11 +20,10 @@ Example:
     >>> model.fit(dataset, ...)
 """
 
-import numbers
-
 import keras
 from keras import ops
 
+from keras_mobilenets import _checks
 from keras_mobilenets.detection.boxes import BoxCoder, VARIANCE, check_format, to_rel_xyxy
 
 
@@ -86,9 +85,7 @@ class TargetEncoder:
     def __init__(self, default_boxes, image_shape, bounding_box_format="xyxy", iou_threshold=0.5,
                  variance=VARIANCE):
         check_format(bounding_box_format)
-        if (isinstance(iou_threshold, bool) or not isinstance(iou_threshold, numbers.Real)
-                or not 0 < iou_threshold <= 1):
-            raise ValueError(f"`iou_threshold` must be a number in (0, 1], got {iou_threshold!r}.")
+        _checks.check_number("iou_threshold", iou_threshold, low=0, high=1, low_open=True)
         self.default_boxes = default_boxes
         self.anchors = default_boxes.boxes()
         self.image_shape = tuple(image_shape)

@@ -38,32 +38,19 @@ Example:
     TensorShape([8, 10, 4])
 """
 
-import numbers
-
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_mobilenets.detection.anchors import DEFAULT_ASPECT_RATIOS, MAX_RATIO, MIN_RATIO, DefaultBoxes
+from keras_mobilenets import _checks
+from keras_mobilenets.detection.anchors import (
+    DEFAULT_ASPECT_RATIOS, MAX_RATIO, MIN_RATIO, DefaultBoxes,
+)
 from keras_mobilenets.detection.boxes import VARIANCE, BoxCoder, check_format, from_rel_xyxy
 
 PADDING = -1
 OUTPUT_KEYS = ("boxes", "labels", "scores", "num_detections")
-
-
-def _check_number(name, value, low, high, low_open=False):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
-        (value > low if low_open else value >= low) and value <= high
-    )
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"`{name}` must be a number in {bracket}{low}, {high}], got {value!r}.")
-
-
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
 
 
 @keras.saving.register_keras_serializable(package="keras_mobilenets")
@@ -107,16 +94,14 @@ class SSDPostprocess(keras.layers.Layer):
         self.default_boxes = DefaultBoxes(
             tuple(tuple(s) for s in feature_map_shapes), aspect_ratios, min_ratio, max_ratio, clip
         )
-        if (not isinstance(image_shape, (tuple, list)) or len(image_shape) < 2 or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-            for v in image_shape[:2]
-        )):
+        if (not isinstance(image_shape, (tuple, list))
+                or _checks.int_pair(image_shape[:2]) is None):
             raise ValueError(f"`image_shape` must be (rows, cols) ints >= 1, got {image_shape!r}.")
         self.coder = BoxCoder(variance)
-        _check_number("score_threshold", score_threshold, 0, 1)
-        _check_number("iou_threshold", iou_threshold, 0, 1, low_open=True)
-        _check_count("max_detections", max_detections)
-        _check_count("pre_nms_top_k", pre_nms_top_k)
+        _checks.check_number("score_threshold", score_threshold, low=0, high=1)
+        _checks.check_number("iou_threshold", iou_threshold, low=0, high=1, low_open=True)
+        _checks.check_positive_int("max_detections", max_detections)
+        _checks.check_positive_int("pre_nms_top_k", pre_nms_top_k)
         check_format(bounding_box_format)
         self.image_shape = image_shape
         self.feature_map_shapes = feature_map_shapes

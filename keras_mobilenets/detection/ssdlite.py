@@ -33,18 +33,16 @@ Example:
     [(None, 3234, 4), (None, 3234, 91)]
 """
 
-import numbers
-
 import keras
 
+from keras_mobilenets import _checks
 from keras_mobilenets.backbone import headless_backbone, stride_endpoints
 from keras_mobilenets.detection.anchors import DEFAULT_ASPECT_RATIOS, DefaultBoxes
 from keras_mobilenets.detection.heads import PREFIX, head_layers  # noqa: F401  (re-exported)
-from keras_mobilenets.models import common
 
 EXTRA_CHANNELS = (512, 256, 256, 128)
 TAP_STRIDES = (16, 32)
-MIN_INPUT_SIZE = common.MIN_INPUT_SIZE
+MIN_INPUT_SIZE = _checks.MIN_INPUT_SIZE
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.97
 INIT_STDDEV = 0.03
@@ -55,7 +53,7 @@ def _check_input_shape(input_shape, backbone):
         input_shape = tuple(backbone.input_shape[1:])
     if (
         not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
-        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in input_shape)
+        or not all(_checks.is_int(v) for v in input_shape)
         or min(input_shape[:2]) < MIN_INPUT_SIZE or input_shape[2] < 1
     ):
         raise ValueError(
@@ -69,8 +67,7 @@ def _check_input_shape(input_shape, backbone):
 
 def _check_extra_channels(extra_channels):
     if not isinstance(extra_channels, (tuple, list)) or not all(
-        isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 2
-        for c in extra_channels
+        _checks.is_int(c) and c >= 2 for c in extra_channels
     ):
         raise ValueError(
             "`extra_channels` must be a sequence of ints >= 2 (the outputs of the extra "
@@ -183,11 +180,11 @@ def SSDLite(
         >>> DefaultBoxes.from_model(model).feature_map_shapes
         ((8, 8), (4, 4), (2, 2), (1, 1), (1, 1), (1, 1))
     """
-    common.check_positive_int("num_classes", num_classes)
+    _checks.check_positive_int("num_classes", num_classes)
     input_shape = _check_input_shape(input_shape, backbone)
     extra_channels = _check_extra_channels(extra_channels)
     for argument, value in (("bn_epsilon", bn_epsilon), ("bn_momentum", bn_momentum)):
-        common.check_positive_number(argument, value)
+        _checks.check_positive_number(argument, value)
     if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
         raise ValueError(f"`backbone_kwargs` must be None or a dict, got {backbone_kwargs!r}.")
     num_maps = len(TAP_STRIDES) + len(extra_channels)

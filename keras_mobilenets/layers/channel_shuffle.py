@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_mobilenets import _checks
+
 
 @keras.saving.register_keras_serializable(package="keras_mobilenets")
 class ChannelShuffle(keras.layers.Layer):
@@ -24,9 +26,8 @@ class ChannelShuffle(keras.layers.Layer):
 
     def __init__(self, groups, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-            raise ValueError(f"ChannelShuffle: `groups` must be a positive int, got {groups!r}.")
-        self.groups = groups
+        _checks.check_positive_int("groups", groups)
+        self.groups = int(groups)
 
     def build(self, input_shape):
         channels = input_shape[-1]

@@ -7,6 +7,8 @@ named layer and tools that walk the graph see a plain slice).
 
 import keras
 
+from keras_mobilenets import _checks
+
 
 @keras.saving.register_keras_serializable(package="keras_mobilenets")
 class ChannelSplit(keras.layers.Layer):
@@ -26,14 +28,10 @@ class ChannelSplit(keras.layers.Layer):
 
     def __init__(self, splits=2, index=0, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(splits, int) or isinstance(splits, bool) or splits < 1:
-            raise ValueError(f"ChannelSplit: `splits` must be a positive int, got {splits!r}.")
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < splits:
-            raise ValueError(
-                f"ChannelSplit: `index` must be an int in [0, {splits}), got {index!r}."
-            )
-        self.splits = splits
-        self.index = index
+        _checks.check_positive_int("splits", splits)
+        _checks.check_int("index", index, minimum=0, maximum=splits - 1)
+        self.splits = int(splits)
+        self.index = int(index)
 
     def build(self, input_shape):
         channels = input_shape[-1]

@@ -13,11 +13,9 @@ Example:
     >>> dataset = dataset.map(augment)  # batches of (images, masks)
 """
 
-import numbers
-
 import keras
 
-from keras_mobilenets.models import common
+from keras_mobilenets import _checks
 
 _MIN_SCALE = 0.5  # RandomZoom zooms out by at most a factor of 2
 
@@ -34,7 +32,7 @@ def check_scale_range(scale_range):
     """
     if (
         isinstance(scale_range, (tuple, list)) and len(scale_range) == 2
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in scale_range)
+        and all(_checks.is_number(v) for v in scale_range)
         and _MIN_SCALE <= scale_range[0] <= scale_range[1]
     ):
         return float(scale_range[0]), float(scale_range[1])
@@ -66,11 +64,8 @@ def segmentation_augmentation(*, flip=True, scale_range=(0.75, 1.5), seed=None):
         >>> dataset = datasets.shapes.as_dataset("train", task="segmentation")
         >>> dataset = dataset.map(segmentation_augmentation(seed=0))
     """
-    common.check_bool("flip", flip)
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
-    ):
-        raise ValueError(f"`seed` must be None or an int >= 0, got {seed!r}.")
+    _checks.check_bool("flip", flip)
+    _checks.check_int("seed", seed, minimum=0, allow_none=True)
     layers = []
     if flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed, name="flip"))

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from keras_mobilenets.models import common
+from keras_mobilenets import _checks
 from keras_mobilenets.segmentation.losses import check_ignore_label
 
 
@@ -37,7 +37,7 @@ def _predict(model, images, batch_size):
     from keras_mobilenets.export.litert import LiteRTModel
     from keras_mobilenets.export.tflite import _is_tf_keras_model
 
-    common.check_positive_int("batch_size", batch_size)
+    _checks.check_positive_int("batch_size", batch_size)
     if isinstance(model, LiteRTModel):
         run = model.predict
     elif isinstance(model, keras.Model) or _is_tf_keras_model(model):
@@ -96,7 +96,7 @@ def score_masks(masks, predictions, num_classes, ignore_label=255):
     Example:
         >>> score_masks(masks, predict_masks(model, images), num_classes=6).mean_iou
     """
-    common.check_positive_int("num_classes", num_classes)
+    _checks.check_positive_int("num_classes", num_classes)
     check_ignore_label(ignore_label)
     masks, predictions = np.asarray(masks), np.asarray(predictions)
     if masks.shape != predictions.shape:

@@ -9,18 +9,14 @@ that are not ignored); ``SegmentationCrossEntropy`` is that loss with the segmen
 defaults (logits in, 255 ignored) and a validated ``ignore_label``.
 """
 
-import numbers
-
 import keras
+
+from keras_mobilenets import _checks
 
 
 def check_ignore_label(ignore_label):
     """Raises ``ValueError`` unless ``ignore_label`` is None or an int >= 0."""
-    if ignore_label is not None and (
-        isinstance(ignore_label, bool) or not isinstance(ignore_label, numbers.Integral)
-        or ignore_label < 0
-    ):
-        raise ValueError(f"`ignore_label` must be None or an int >= 0, got {ignore_label!r}.")
+    _checks.check_int("ignore_label", ignore_label, minimum=0, allow_none=True)
 
 
 @keras.saving.register_keras_serializable(package="keras_mobilenets")

@@ -19,12 +19,10 @@ functional graph of named standard layers, so ``quantization.quantize_model`` an
 ``export.to_tflite`` take it as they take the classifiers.
 """
 
-import numbers
-
 import keras
 
+from keras_mobilenets import _checks
 from keras_mobilenets.backbone import headless_backbone, stride_endpoints
-from keras_mobilenets.models import common
 
 OUTPUT_STRIDE = 16
 LOW_STRIDE = 8
@@ -33,17 +31,6 @@ DEFAULT_INPUT_SHAPE = (512, 512, 3)
 # Keras' convention).
 _BN_EPSILON = 1e-5
 _BN_MOMENTUM = 0.9
-
-
-def _pair(value):
-    """``value`` as a pair of ints >= 1, or None if it is not an int or a pair of ints."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        return None
-    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value):
-        return None
-    return tuple(int(v) for v in value)
 
 
 def check_pooling(pooling):
@@ -60,7 +47,7 @@ def check_pooling(pooling):
     if isinstance(pooling, str) and pooling == "global":
         return None
     if isinstance(pooling, (tuple, list)) and len(pooling) == 2:
-        kernel, strides = _pair(pooling[0]), _pair(pooling[1])
+        kernel, strides = _checks.int_pair(pooling[0]), _checks.int_pair(pooling[1])
         if kernel is not None and strides is not None:
             return kernel, strides
     raise ValueError(
@@ -76,7 +63,7 @@ def _static_input_shape(backbone, input_shape):
             tuple(backbone.input_shape[1:]) if isinstance(backbone, keras.Model)
             else DEFAULT_INPUT_SHAPE
         )
-    common.check_input_shape(input_shape)
+    _checks.check_input_shape(input_shape)
     if input_shape[0] is None or input_shape[1] is None:
         raise ValueError(
             "LRASPP needs a static input size (its bilinear upsampling resizes to the exact "
@@ -155,8 +142,8 @@ def LRASPP(
         >>> model.output_shape
         (None, 512, 512, 21)
     """
-    common.check_positive_int("num_classes", num_classes)
-    common.check_positive_int("inter_channels", inter_channels)
+    _checks.check_positive_int("num_classes", num_classes)
+    _checks.check_positive_int("inter_channels", inter_channels)
     pooling = check_pooling(pooling)
     input_shape = _static_input_shape(backbone, input_shape)
     features = headless_backbone(

@@ -10,17 +10,19 @@ Nothing here imports Keras.
 import dataclasses
 from typing import Optional
 
+from keras_mobilenets._checks import check_choice, check_positive_int, check_rate
+
 ACTIVATIONS = ("relu", "relu6", "hard_swish")
 
 
-def _check_positive_int(owner, field, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{owner}: `{field}` must be a positive int, got {value!r}.")
+def _check_positive_ints(spec, *fields):
+    """Checks that each named field of ``spec`` is an int >= 1 (named ``Owner.field``)."""
+    for field in fields:
+        check_positive_int(f"{type(spec).__name__}.{field}", getattr(spec, field))
 
 
-def _check_activation(owner, value):
-    if value not in ACTIVATIONS:
-        raise ValueError(f"{owner}: `act` must be one of {ACTIVATIONS}, got {value!r}.")
+def _check_activation(spec):
+    check_choice(f"{type(spec).__name__}.act", spec.act, ACTIVATIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +51,8 @@ class ConvSpec:
     pad_name: str = ""
 
     def __post_init__(self):
-        for field in ("filters", "kernel", "stride"):
-            _check_positive_int("ConvSpec", field, getattr(self, field))
-        _check_activation("ConvSpec", self.act)
+        _check_positive_ints(self, "filters", "kernel", "stride")
+        _check_activation(self)
         if len(self.names) != 3:
             raise ValueError(f"ConvSpec: `names` must hold 3 layer names, got {self.names!r}.")
 
@@ -71,9 +72,8 @@ class SeparableSpec:
     dilation: int = 1
 
     def __post_init__(self):
-        for field in ("out", "stride", "kernel", "depth_multiplier", "dilation"):
-            _check_positive_int("SeparableSpec", field, getattr(self, field))
-        _check_activation("SeparableSpec", self.act)
+        _check_positive_ints(self, "out", "stride", "kernel", "depth_multiplier", "dilation")
+        _check_activation(self)
         if self.stride > 1 and self.dilation > 1:
             raise ValueError("SeparableSpec: `stride` and `dilation` cannot both exceed 1.")
 
@@ -96,13 +96,9 @@ class InvertedResidualSpec:
     dilation: int = 1
 
     def __post_init__(self):
-        for field in ("kernel", "exp", "out", "stride", "dilation"):
-            _check_positive_int("InvertedResidualSpec", field, getattr(self, field))
-        _check_activation("InvertedResidualSpec", self.act)
-        if not 0.0 <= self.se_ratio < 1.0:
-            raise ValueError(
-                f"InvertedResidualSpec: `se_ratio` must be in [0, 1), got {self.se_ratio!r}."
-            )
+        _check_positive_ints(self, "kernel", "exp", "out", "stride", "dilation")
+        _check_activation(self)
+        check_rate("InvertedResidualSpec.se_ratio", self.se_ratio)
         if self.stride > 1 and self.dilation > 1:
             raise ValueError("InvertedResidualSpec: `stride` and `dilation` cannot both exceed 1.")
 
@@ -121,8 +117,7 @@ class PoolSpec:
     names: tuple
 
     def __post_init__(self):
-        for field in ("pool", "stride"):
-            _check_positive_int("PoolSpec", field, getattr(self, field))
+        _check_positive_ints(self, "pool", "stride")
         if len(self.names) != 2:
             raise ValueError(f"PoolSpec: `names` must hold 2 layer names, got {self.names!r}.")
 
@@ -150,8 +145,7 @@ class ShuffleUnitSpec:
     dilation: int = 1
 
     def __post_init__(self):
-        for field in ("out", "groups", "bottleneck", "stride", "kernel", "dilation"):
-            _check_positive_int("ShuffleUnitSpec", field, getattr(self, field))
+        _check_positive_ints(self, "out", "groups", "bottleneck", "stride", "kernel", "dilation")
         for field in ("out", "bottleneck"):
             if getattr(self, field) % self.groups:
                 raise ValueError(
@@ -182,8 +176,7 @@ class ShuffleV2UnitSpec:
     dilation: int = 1
 
     def __post_init__(self):
-        for field in ("out", "stride", "kernel", "dilation"):
-            _check_positive_int("ShuffleV2UnitSpec", field, getattr(self, field))
+        _check_positive_ints(self, "out", "stride", "kernel", "dilation")
         if self.out % 2:
             raise ValueError(f"ShuffleV2UnitSpec: `out` must be even, got {self.out!r}.")
         if self.stride > 1 and self.split:
@@ -210,8 +203,7 @@ class TopSpec:
     dropout_name: str = "dropout"
 
     def __post_init__(self):
-        if self.kind not in ("conv", "dense"):
-            raise ValueError(f"TopSpec: `kind` must be 'conv' or 'dense', got {self.kind!r}.")
+        check_choice("TopSpec.kind", self.kind, ("conv", "dense"))
 
 
 @dataclasses.dataclass(frozen=True)

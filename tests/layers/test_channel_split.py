@@ -33,9 +33,9 @@ def test_config_and_keras_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"splits": 0}, "`splits` must be a positive int, got 0"),
-        ({"splits": 2, "index": 2}, r"`index` must be an int in \[0, 2\), got 2"),
-        ({"splits": True}, "`splits` must be a positive int, got True"),
+        ({"splits": 0}, "`splits` must be an int >= 1, got 0"),
+        ({"splits": 2, "index": 2}, r"`index` must be an int in \[0, 1\], got 2"),
+        ({"splits": True}, "`splits` must be an int >= 1, got True"),
     ],
 )
 def test_bad_arguments(kwargs, message):
