@@ -7,13 +7,15 @@ so the cache never holds a half-written or unverified file; a cached file that f
 verification is deleted and fetched again.
 
 The environment variable ``KERAS_MOBILENETS_WEIGHTS_URL`` replaces the base URL of every
-checkpoint (a mirror, a ``file://`` folder for air-gapped machines, a test server); the
-file names stay the official ones.
+checkpoint: a mirror (``https://...``), a test server, or a folder for air-gapped machines
+(a plain path such as ``/data/weights`` or a ``file://`` URL); the file names stay the
+official ones.
 """
 
 import hashlib
 import logging
 import os
+import pathlib
 
 import h5py
 
@@ -53,6 +55,8 @@ def checkpoint_url(checkpoint):
     base = os.environ.get(BASE_URL_ENV)
     if not base:
         return checkpoint.url
+    if "://" not in base:  # a folder on this machine
+        base = pathlib.Path(base).expanduser().resolve().as_uri()
     return base.rstrip("/") + "/" + checkpoint.file_name
 
 
@@ -152,7 +156,7 @@ def fetch(checkpoint):
             f"Could not download the weights file {checkpoint.file_name!r} from {url} "
             f"({error}). If this machine is offline, copy the file {checkpoint.file_name!r} "
             f"(from {checkpoint.url}) to {target}, or put it on a reachable server or "
-            f"folder and set {BASE_URL_ENV} to its base URL (e.g. file:///path/to/folder/)."
+            f"folder and set {BASE_URL_ENV} to its base URL or folder (e.g. /path/to/folder)."
         ) from error
     try:
         problem = verify(downloaded, checkpoint)

@@ -134,7 +134,8 @@ def test_base_url_override_keeps_official_file_names(monkeypatch):
     assert download.checkpoint_url(entry) == f"file:///srv/mirror/{V3_NO_TOP}"
 
 
-def test_file_url_mirror_for_air_gapped_machines(tmp_path, monkeypatch, keras_home):
+@pytest.mark.parametrize("as_uri", [True, False], ids=["file-url", "plain-folder"])
+def test_file_url_mirror_for_air_gapped_machines(as_uri, tmp_path, monkeypatch, keras_home):
     import keras
 
     from tests.weights.conftest import save_legacy_h5
@@ -143,7 +144,7 @@ def test_file_url_mirror_for_air_gapped_machines(tmp_path, monkeypatch, keras_ho
     mirror.mkdir()
     tiny = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")])
     save_legacy_h5(tiny, str(mirror / V1_128))
-    monkeypatch.setenv(download.BASE_URL_ENV, mirror.as_uri())
+    monkeypatch.setenv(download.BASE_URL_ENV, mirror.as_uri() if as_uri else str(mirror))
     path = download.fetch(checkpoint_for(V1_128))
     assert path == str(keras_home / "models" / V1_128)
     assert md5_of(path) == md5_of(mirror / V1_128)
