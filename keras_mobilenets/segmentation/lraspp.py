@@ -116,8 +116,8 @@ def LRASPP(
             ``include_top=False, output_stride=16``.
         num_classes: Number of segmentation classes (>= 1), background included.
         input_shape: ``(rows, cols, channels)`` with static sizes >= 32 (any sizes, also
-            not divisible by 32). None takes the backbone model's input shape, or
-            ``(512, 512, 3)`` for a builder name.
+            not divisible by 32). None (the default) takes the input shape of a backbone
+            model, and ``(512, 512, 3)`` for a builder name.
         inter_channels: Channels of the stride-16 branch (>= 1); 128 in the paper.
         pooling: "global" (global average pooling, as torchvision) or ``(kernel, strides)``
             (average pooling with that kernel and strides, each an int or a pair, resized
