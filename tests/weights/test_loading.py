@@ -122,7 +122,7 @@ def test_bad_weights_argument(weights):
 
 
 def test_weights_file_with_unknown_suffix(tmp_path):
-    path = tmp_path / "weights.bin"
+    path = tmp_path / "weights.npz"
     path.write_bytes(b"")
     with pytest.raises(ValueError, match=r"`weights` must be a weights file ending in"):
         keras_mobilenets.MobileNetV3Small(weights=str(path))
