@@ -226,3 +226,24 @@ def _entries():
 
 
 register(*_entries())
+
+
+def _head_checkpoint(family, file_name, rows, num_params):
+    return Checkpoint(
+        family=family, alpha=1.0, rows=rows, include_top=True, minimalistic=False,
+        file_name=file_name, url=TORCHVISION_BASE_URL + file_name, md5=None,
+        sha256=file_name.rsplit("-", 1)[1].split(".")[0], num_params=num_params,
+        preprocessing="none", source="torchvision",
+    )
+
+
+#: torchvision's detection and segmentation checkpoints, by (head, ``weights`` keyword);
+#: the heads load them (converted) on MobileNetV3-Large with torchvision's layout.
+HEAD_CHECKPOINTS = {
+    ("lraspp", "voc"): _head_checkpoint(
+        "lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large-d234d4ea.pth", 520, 3_246_194),
+}
+#: Published metrics of the head checkpoints (torchvision's model tables).
+HEAD_METRICS = {
+    "lraspp_mobilenet_v3_large-d234d4ea.pth": {"VOC mIoU": 57.9, "pixel accuracy": 91.2},
+}

@@ -22,6 +22,7 @@ def MobileNetV2(
     include_preprocessing=None,
     output_stride=32,
     name=None,
+    layout=None,
 ):
     """Builds MobileNetV2 with keras.applications' layer names and weight order.
 
@@ -42,9 +43,12 @@ def MobileNetV2(
         classifier_activation: Activation of the top (None returns logits).
         include_preprocessing: Add a Rescaling layer mapping [0, 255] pixels to what the
             weights expect: [-1, 1], or the ImageNet mean / std normalisation for
-            torchvision's weights. None (default): only for torchvision's weights.
+            torchvision's weights. None (default): only with torchvision's layout.
         output_stride: 8, 16 or 32; below 32 the last stages run dilated.
         name: Model name; defaults to ``mobilenetv2_{alpha:.2f}_{rows}``.
+        layout: "keras" (keras.applications' padding and epsilon), "torchvision"
+            (torchvision's ``mobilenet_v2``, see ``specs.mobilenet_v2.spec``) or None (the
+            default): "torchvision" for torchvision weights, else "keras".
 
     Returns:
         A functional ``keras.Model``.
@@ -58,7 +62,7 @@ def MobileNetV2(
         (None, 1280)
     """
     common.check_positive_number("alpha", alpha)
-    layout = weights_lib.layout_for(weights, "mobilenet_v2")
+    layout = weights_lib.resolve_layout(layout, weights, "mobilenet_v2")
     if include_preprocessing is None:
         include_preprocessing = layout == "torchvision"
     return common.build_model(

@@ -10,19 +10,19 @@ from keras_mobilenets.models import common
 def _mobilenet_v3(
     size, input_shape, alpha, minimalistic, include_top, weights, input_tensor, classes,
     pooling, dropout_rate, classifier_activation, include_preprocessing, output_stride, name,
-    reduced_tail,
+    reduced_tail, layout,
 ):
     common.check_positive_number("alpha", alpha)
     common.check_bool("minimalistic", minimalistic)
     common.check_rate("dropout_rate", dropout_rate)
     common.check_bool("reduced_tail", reduced_tail)
-    if reduced_tail and isinstance(weights, str) and weights == "imagenet":
+    if reduced_tail and isinstance(weights, str) and weights in weights_lib.KEYWORDS:
         raise ValueError(
             "`reduced_tail=True` halves the last stage, which the ImageNet checkpoints do not "
             "have; use weights=None (or a path to weights of a reduced-tail model), got "
-            "weights='imagenet'."
+            f"weights={weights!r}."
         )
-    layout = weights_lib.layout_for(weights, f"mobilenet_v3_{size}")
+    layout = weights_lib.resolve_layout(layout, weights, f"mobilenet_v3_{size}")
     return common.build_model(
         specs.mobilenet_v3.spec(size, alpha, minimalistic, reduced_tail, layout=layout),
         variant=dict(family=f"mobilenet_v3_{size}", alpha=alpha, minimalistic=minimalistic),
@@ -69,6 +69,9 @@ _ARGS_DOC = """
         reduced_tail: Halve the channels of the last stage (and of the top), as the
             MobileNetV3 paper (Section 6.3) and torchvision do for detection and
             segmentation; no ImageNet weights exist for it. Layer names are unchanged.
+        layout: "keras" (keras.applications' padding, widths below alpha 1), "torchvision"
+            (torchvision's ``mobilenet_v3_*``, see ``specs.mobilenet_v3.spec``) or None (the
+            default): "torchvision" for torchvision weights, else "keras".
 
     Returns:
         A functional ``keras.Model``.
@@ -94,11 +97,12 @@ def MobileNetV3Small(
     output_stride=32,
     name=None,
     reduced_tail=False,
+    layout=None,
 ):
     return _mobilenet_v3(
         "small", input_shape, alpha, minimalistic, include_top, weights, input_tensor,
         classes, pooling, dropout_rate, classifier_activation, include_preprocessing,
-        output_stride, name, reduced_tail,
+        output_stride, name, reduced_tail, layout,
     )
 
 
@@ -118,11 +122,12 @@ def MobileNetV3Large(
     output_stride=32,
     name=None,
     reduced_tail=False,
+    layout=None,
 ):
     return _mobilenet_v3(
         "large", input_shape, alpha, minimalistic, include_top, weights, input_tensor,
         classes, pooling, dropout_rate, classifier_activation, include_preprocessing,
-        output_stride, name, reduced_tail,
+        output_stride, name, reduced_tail, layout,
     )
 
 

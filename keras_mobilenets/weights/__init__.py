@@ -31,6 +31,7 @@ from keras_mobilenets.weights.selection import (
     check_weights_argument,
     is_state_dict_checkpoint,
     layout_for,
+    resolve_layout,
     select_checkpoint,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "check_weights_argument",
     "is_state_dict_checkpoint",
     "layout_for",
+    "resolve_layout",
     "load_weights",
     "load_weights_file",
     "registry",

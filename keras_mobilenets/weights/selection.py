@@ -92,6 +92,37 @@ def layout_for(weights, family):
     return "keras"
 
 
+def resolve_layout(layout, weights, family):
+    """The spec layout a builder uses: ``layout`` if given, else what ``weights`` need.
+
+    Args:
+        layout: None (from ``weights``, see :func:`layout_for`), "keras" or "torchvision".
+        weights: The builder's ``weights`` argument.
+        family: The family being built.
+
+    Raises:
+        ValueError: If ``layout`` is not one of those, or is "keras" while ``weights`` is a
+            torchvision checkpoint.
+
+    Example:
+        >>> resolve_layout("torchvision", None, "mobilenet_v3_large")
+        'torchvision'
+    """
+    from keras_mobilenets._checks import check_choice
+    from keras_mobilenets.specs.block_spec import LAYOUTS
+
+    check_choice("layout", layout, (None,) + LAYOUTS)
+    needed = layout_for(weights, family)
+    if layout is None:
+        return needed
+    if needed == "torchvision" and layout != needed:
+        raise ValueError(
+            f"`layout` must be 'torchvision' or None with weights={weights!r} (torchvision's "
+            f"layout), got {layout!r}."
+        )
+    return layout
+
+
 def check_weights_argument(weights):
     """Raises ``ValueError`` unless ``weights`` is None, a keyword or a weights file.
 

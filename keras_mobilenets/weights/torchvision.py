@@ -108,12 +108,28 @@ def _mobilenet_v3(names):
     return prefixes
 
 
+def _lraspp(names):
+    """Our layer -> torchvision module prefix, for ``lraspp_mobilenet_v3_large``: the
+    backbone's ``features.`` are ``backbone.`` there, the head is ``classifier.``."""
+    prefixes = {name: prefix.replace("features.", "backbone.", 1)
+                for name, prefix in _mobilenet_v3(names).items()
+                if prefix.startswith("features.")}
+    prefixes.update({
+        "lraspp_cbr_conv": "classifier.cbr.0", "lraspp_cbr_bn": "classifier.cbr.1",
+        "lraspp_gate_conv": "classifier.scale.1",
+        "lraspp_low_classifier": "classifier.low_classifier",
+        "lraspp_high_classifier": "classifier.high_classifier",
+    })
+    return prefixes
+
+
 #: family -> rule giving, for our layer names, the torchvision module prefixes.
 CONVERTERS = {
     "shufflenet_v2": _shufflenet_v2,
     "mobilenet_v2": _mobilenet_v2,
     "mobilenet_v3_small": _mobilenet_v3,
     "mobilenet_v3_large": _mobilenet_v3,
+    "lraspp_mobilenet_v3_large": _lraspp,
 }
 
 

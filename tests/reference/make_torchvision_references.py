@@ -11,6 +11,9 @@ It writes, under ``tests/reference/torchvision/``:
   weights and random batch-norm statistics (no checkpoint can be downloaded here);
 * ``<model>.npz``: ``pixels`` (RGB in [0, 255], NHWC, 64x64) and the torchvision model's
   ``logits`` in eval mode for them (normalised with the ImageNet mean / std first);
+* ``lraspp_mobilenet_v3_large_0.25.pth`` / ``.npz``: torchvision's LR-ASPP
+  (``lraspp_mobilenet_v3_large``'s layout: dilated MobileNetV3-Large, here at
+  ``width_mult=0.25``) with 3 classes; ``logits`` are NHWC;
 * ``tensors_zip.pth`` / ``tensors_legacy.pth``: one state dict of assorted dtypes and a
   non-contiguous tensor, in the zip and the legacy ``torch.save`` formats, with
   ``tensors.npz`` holding the expected arrays.
@@ -54,6 +57,13 @@ def randomize(model, generator):
                 module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
 
 
+def lraspp():
+    from torchvision.models.segmentation import lraspp as module
+
+    backbone = torchvision.models.mobilenet_v3_large(width_mult=0.25, dilated=True)
+    return module._lraspp_mobilenetv3(backbone, 3)
+
+
 def reference(name, build, generator):
     model = build()
     randomize(model, generator)
@@ -63,6 +73,8 @@ def reference(name, build, generator):
     x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     with torch.no_grad():
         logits = model(x)
+    if isinstance(logits, dict):  # segmentation: {"out": NCHW logits} -> NHWC
+        logits = logits["out"].permute(0, 2, 3, 1)
     torch.save(model.state_dict(), os.path.join(FOLDER, f"{name}.pth"))
     np.savez_compressed(
         os.path.join(FOLDER, f"{name}.npz"), pixels=pixels.numpy().astype(np.uint8),
@@ -98,6 +110,7 @@ def main():
     for name, build in MODELS.items():
         reference(name, build, generator)
     tensors(generator)
+    reference("lraspp_mobilenet_v3_large_0.25", lraspp, generator)
 
 
 if __name__ == "__main__":
