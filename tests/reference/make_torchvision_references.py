@@ -13,7 +13,7 @@ It writes, under ``tests/reference/torchvision/``:
   ``logits`` in eval mode for them (normalised with the ImageNet mean / std first);
 * ``lraspp_mobilenet_v3_large_0.25.pth`` / ``.npz``: torchvision's LR-ASPP
   (``lraspp_mobilenet_v3_large``'s layout: dilated MobileNetV3-Large, here at
-  ``width_mult=0.25``) with 3 classes; ``logits`` are NHWC;
+  ``width_mult=0.25``) with 21 classes; ``logits`` are NHWC;
 * ``tensors_zip.pth`` / ``tensors_legacy.pth``: one state dict of assorted dtypes and a
   non-contiguous tensor, in the zip and the legacy ``torch.save`` formats, with
   ``tensors.npz`` holding the expected arrays.
@@ -61,7 +61,7 @@ def lraspp():
     from torchvision.models.segmentation import lraspp as module
 
     backbone = torchvision.models.mobilenet_v3_large(width_mult=0.25, dilated=True)
-    return module._lraspp_mobilenetv3(backbone, 3)
+    return module._lraspp_mobilenetv3(backbone, 21)
 
 
 def reference(name, build, generator):
