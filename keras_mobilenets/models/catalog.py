@@ -242,8 +242,12 @@ def _head_checkpoint(family, file_name, rows, num_params):
 HEAD_CHECKPOINTS = {
     ("lraspp", "voc"): _head_checkpoint(
         "lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large-d234d4ea.pth", 520, 3_246_194),
+    ("ssdlite", "coco"): _head_checkpoint(
+        "ssdlite320_mobilenet_v3_large", "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
+        320, 3_473_004),
 }
 #: Published metrics of the head checkpoints (torchvision's model tables).
 HEAD_METRICS = {
     "lraspp_mobilenet_v3_large-d234d4ea.pth": {"VOC mIoU": 57.9, "pixel accuracy": 91.2},
+    "ssdlite320_mobilenet_v3_large_coco-a79551df.pth": {"COCO box mAP": 21.3},
 }

@@ -123,6 +123,45 @@ def _lraspp(names):
     return prefixes
 
 
+def _ssdlite_backbone(prefix, c4):
+    """A MobileNetV3 ``features.`` prefix as torchvision's SSDLite extractor names it: the
+    features up to block ``c4``'s expansion are ``features.0``, the rest ``features.1``."""
+    index, _, rest = prefix[len("features."):].partition(".")
+    index = int(index)
+    if index < c4:
+        return f"backbone.features.0.{index}.{rest}"
+    if index == c4:
+        part, _, tail = rest[len("block."):].partition(".")
+        if part == "0":
+            return f"backbone.features.0.{c4}.{tail}"
+        return f"backbone.features.1.0.{part}.{tail}"
+    return f"backbone.features.1.{index - c4}.{rest}"
+
+
+def _ssdlite(names):
+    """Our layer -> torchvision module prefix, for ``ssdlite320_mobilenet_v3_large``:
+    C4 is the expansion of the last strided block (the last with a ``depthwise_pad``)."""
+    strided = [int(m.group(1)) for m in map(
+        re.compile(r"expanded_conv_(\d+)_depthwise_pad").fullmatch, names) if m]
+    c4 = max(strided, default=0) + 1
+    prefixes = {name: _ssdlite_backbone(prefix, c4)
+                for name, prefix in _mobilenet_v3(names).items()
+                if prefix.startswith("features.")}
+    parts = {"expand": "0.0", "expand_bn": "0.1", "depthwise": "1.0", "depthwise_bn": "1.1",
+             "project": "2.0", "project_bn": "2.1"}
+    heads = {"box": "regression_head", "class": "classification_head"}
+    for name in names:
+        extra = re.fullmatch(r"ssdlite_extra_(\d+)_(\w+)", name)
+        head = re.fullmatch(r"ssdlite_(box|class)_(\d+)_(depthwise|depthwise_bn|conv)", name)
+        if extra and extra.group(2) in parts:
+            prefixes[name] = f"backbone.extra.{int(extra.group(1)) - 1}.{parts[extra.group(2)]}"
+        elif head:
+            kind, k, op = head.groups()
+            part = {"depthwise": "0.0", "depthwise_bn": "0.1", "conv": "1"}[op]
+            prefixes[name] = f"head.{heads[kind]}.module_list.{k}.{part}"
+    return prefixes
+
+
 #: family -> rule giving, for our layer names, the torchvision module prefixes.
 CONVERTERS = {
     "shufflenet_v2": _shufflenet_v2,
@@ -130,6 +169,7 @@ CONVERTERS = {
     "mobilenet_v3_small": _mobilenet_v3,
     "mobilenet_v3_large": _mobilenet_v3,
     "lraspp_mobilenet_v3_large": _lraspp,
+    "ssdlite320_mobilenet_v3_large": _ssdlite,
 }
 
 
@@ -185,7 +225,7 @@ def converted_weights(model, state_dict, family, source="the state dict"):
             f"with one: {sorted(CONVERTERS)}."
         )
     weighted = [layer for layer in model.layers if layer.weights]
-    prefixes = CONVERTERS[family]([layer.name for layer in weighted])
+    prefixes = CONVERTERS[family]([layer.name for layer in model.layers])
     unmapped = [layer.name for layer in weighted if layer.name not in prefixes]
     if unmapped:
         raise ValueError(

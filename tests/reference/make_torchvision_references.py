@@ -14,6 +14,11 @@ It writes, under ``tests/reference/torchvision/``:
 * ``lraspp_mobilenet_v3_large_0.25.pth`` / ``.npz``: torchvision's LR-ASPP
   (``lraspp_mobilenet_v3_large``'s layout: dilated MobileNetV3-Large, here at
   ``width_mult=0.25``) with 21 classes; ``logits`` are NHWC;
+* ``ssdlite_mobilenet_v3_large_0.25.pth`` / ``.npz``: torchvision's SSDLite extractor and
+  head (``ssdlite320_mobilenet_v3_large``'s layout: reduced-tail MobileNetV3-Large, here at
+  ``width_mult=0.25`` with extra blocks of 128/64/64/32 channels) for 3 classes plus
+  background; ``pixels`` are 160x160 and ``boxes`` / ``classes`` the raw head outputs
+  (images normalised to [-1, 1] first, as torchvision's SSDLite does);
 * ``tensors_zip.pth`` / ``tensors_legacy.pth``: one state dict of assorted dtypes and a
   non-contiguous tensor, in the zip and the legacy ``torch.save`` formats, with
   ``tensors.npz`` holding the expected arrays.
@@ -28,6 +33,7 @@ import torchvision
 
 FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torchvision")
 SIZE = 64
+SSD_SIZE = 160
 CLASSES = 10
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -62,6 +68,46 @@ def lraspp():
 
     backbone = torchvision.models.mobilenet_v3_large(width_mult=0.25, dilated=True)
     return module._lraspp_mobilenetv3(backbone, 21)
+
+
+class SSDLiteRaw(torch.nn.Module):
+    """torchvision's SSDLite feature extractor and head, returning the raw predictions."""
+
+    def __init__(self):
+        super().__init__()
+        from functools import partial
+
+        from torchvision.models.detection import _utils, ssdlite
+
+        norm = partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.03)
+        features = torchvision.models.mobilenet_v3_large(
+            width_mult=0.25, reduced_tail=True, norm_layer=norm).features
+        strided = [i for i, block in enumerate(features) if getattr(block, "_is_cn", False)]
+        self.backbone = ssdlite.SSDLiteFeatureExtractorMobileNet(
+            features, strided[-1], norm, width_mult=0.25)
+        channels = _utils.retrieve_out_channels(self.backbone, (SSD_SIZE, SSD_SIZE))
+        self.head = ssdlite.SSDLiteHead(channels, [6] * 6, 4, norm)
+
+    def forward(self, pixels):
+        x = pixels.permute(0, 3, 1, 2) / 255.0
+        x = (x - 0.5) / 0.5
+        out = self.head(list(self.backbone(x).values()))
+        return out["bbox_regression"], out["cls_logits"]
+
+
+def ssdlite_reference(generator):
+    model = SSDLiteRaw()
+    randomize(model, generator)
+    model.eval()
+    pixels = torch.randint(0, 256, (2, SSD_SIZE, SSD_SIZE, 3), generator=generator).float()
+    with torch.no_grad():
+        boxes, classes = model(pixels)
+    name = "ssdlite_mobilenet_v3_large_0.25"
+    torch.save(model.state_dict(), os.path.join(FOLDER, f"{name}.pth"))
+    np.savez_compressed(os.path.join(FOLDER, f"{name}.npz"),
+                        pixels=pixels.numpy().astype(np.uint8), boxes=boxes.numpy(),
+                        classes=classes.numpy())
+    print(f"{name}: boxes {tuple(boxes.shape)}, |classes| max {classes.abs().max():.3f}")
 
 
 def reference(name, build, generator):
@@ -111,6 +157,7 @@ def main():
         reference(name, build, generator)
     tensors(generator)
     reference("lraspp_mobilenet_v3_large_0.25", lraspp, generator)
+    ssdlite_reference(generator)
 
 
 if __name__ == "__main__":
