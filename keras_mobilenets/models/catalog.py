@@ -248,6 +248,7 @@ HEAD_CHECKPOINTS = {
 }
 #: Published metrics of the head checkpoints (torchvision's model tables).
 HEAD_METRICS = {
-    "lraspp_mobilenet_v3_large-d234d4ea.pth": {"VOC mIoU": 57.9, "pixel accuracy": 91.2},
+    "lraspp_mobilenet_v3_large-d234d4ea.pth": {"mIoU (COCO val2017, VOC labels)": 57.9,
+                                               "pixel accuracy": 91.2},
     "ssdlite320_mobilenet_v3_large_coco-a79551df.pth": {"COCO box mAP": 21.3},
 }

@@ -75,7 +75,7 @@ def test_voc_registry_row():
     checkpoint = catalog.HEAD_CHECKPOINTS[("lraspp", "voc")]
     assert checkpoint.url == "https://download.pytorch.org/models/" + VOC
     assert checkpoint.sha256 == "d234d4ea" and checkpoint.source == "torchvision"
-    assert catalog.HEAD_METRICS[VOC]["VOC mIoU"] == 57.9
+    assert catalog.HEAD_METRICS[VOC]["mIoU (COCO val2017, VOC labels)"] == 57.9
 
 
 def test_bad_combinations():
@@ -93,3 +93,51 @@ def test_bad_combinations():
     with pytest.raises(ValueError, match=r"does not fit .*tensors of another shape"):
         LRASPP("MobileNetV3Large", weights=reference(f"{NAME}.pth"), num_classes=21,
                input_shape=(64, 64, 3), alpha=0.5)
+
+
+SSD = "ssdlite_mobilenet_v3_large_0.25"
+COCO = "ssdlite320_mobilenet_v3_large_coco-a79551df.pth"
+SSD_KWARGS = dict(num_classes=3, input_shape=(160, 160, 3), extra_channels=(128, 64, 64, 32),
+                  backbone_kwargs={"alpha": 0.25})
+
+
+def ssd_differences(model):
+    expected = np.load(reference(f"{SSD}.npz"))
+    out = model(expected["pixels"].astype("float32"), training=False)
+    return tuple(float(np.max(np.abs(np.asarray(out[key]) - expected[key])))
+                 for key in ("boxes", "classes"))
+
+
+def test_ssdlite_outputs_equal_torchvision():
+    from keras_mobilenets import detection
+
+    model = detection.SSDLite("MobileNetV3Large", weights=reference(f"{SSD}.pth"), **SSD_KWARGS)
+    boxes, classes = ssd_differences(model)
+    assert boxes < 1e-4 and classes < 1e-4
+    assert model.get_layer("rescaling").scale == 1.0 / 127.5  # torchvision's [-1, 1]
+    assert model.get_layer("ssdlite_extra_1_depthwise_pad") is not None
+    # Without torchvision's weights the extra blocks keep TF's "same" padding.
+    plain = detection.SSDLite("MobileNetV3Large", **SSD_KWARGS)
+    assert "ssdlite_extra_1_depthwise_pad" not in [layer.name for layer in plain.layers]
+
+
+def test_ssdlite_coco_download_and_bad_arguments(server, keras_home, monkeypatch):
+    from keras_mobilenets import detection
+
+    path = server.path(COCO)
+    shutil.copy(reference(f"{SSD}.pth"), path)  # a 3-class file under the COCO name
+    checkpoint = catalog.HEAD_CHECKPOINTS[("ssdlite", "coco")]
+    assert checkpoint.sha256 == "a79551df" and checkpoint.url.endswith(COCO)
+    monkeypatch.setitem(catalog.HEAD_CHECKPOINTS, ("ssdlite", "coco"), dataclasses.replace(
+        checkpoint, sha256=sha256_of(path)[:8]))
+    kwargs = {**SSD_KWARGS, "num_classes": 90}
+    with pytest.raises(ValueError, match=r"coco-a79551df\.pth' does not fit .*"
+                                         r"head\.classification_head\.module_list\.0\.1\.weight"):
+        detection.SSDLite("MobileNetV3Large", weights="coco", **kwargs)
+    assert server.requests == [f"/weights/{COCO}"]  # downloaded and verified, then refused
+    with pytest.raises(ValueError, match="`num_classes` must be 90.*'coco'.*got 3"):
+        detection.SSDLite("MobileNetV3Large", weights="coco", **SSD_KWARGS)
+    with pytest.raises(ValueError, match="`backbone` must be 'MobileNetV3Large'"):
+        detection.SSDLite("MobileNetV2", weights=reference(f"{SSD}.pth"), **SSD_KWARGS)
+    with pytest.raises(ValueError, match="`weights` must be None, one of \\('coco',\\)"):
+        detection.SSDLite("MobileNetV3Large", weights="imagenet", **SSD_KWARGS)
