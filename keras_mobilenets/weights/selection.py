@@ -175,7 +175,8 @@ def _describe_available():
         alphas = sorted({c.alpha for c in entries if not c.minimalistic})
         minimal = sorted({c.alpha for c in entries if c.minimalistic})
         sizes = sorted({c.rows for c in entries})
-        text = f"{builder} (alpha {'/'.join(f'{a:g}' for a in alphas)}"
+        width = "scale" if builder.startswith("ShuffleNet") else "alpha"
+        text = f"{builder} ({width} {'/'.join(f'{a:g}' for a in alphas)}"
         if minimal:
             text += f"; minimalistic=True with alpha {'/'.join(f'{a:g}' for a in minimal)}"
         text += f"; input sizes {'/'.join(str(s) for s in sizes)})"
