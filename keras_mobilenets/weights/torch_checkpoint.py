@@ -224,6 +224,8 @@ def _with_torch(path):
             f"`weights` file {path!r} was refused by torch.load(weights_only=True), which "
             f"does not run code from files: {error}"
         ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise _corrupt(path, f"torch.load said: {error}") from None
 
     def to_numpy(value):
         if isinstance(value, torch.Tensor):

@@ -241,7 +241,10 @@ def converted_weights(model, state_dict, family, source="the state dict"):
             if key not in state_dict:
                 continue
             value = np.asarray(state_dict[key])
-            array = convert(value) if value.ndim in (1, 2, 4) else value
+            try:
+                array = convert(value)
+            except ValueError:  # a tensor of another rank
+                array = value
             if tuple(array.shape) != tuple(variable.shape):
                 differ.append(f"{key} (file {tuple(value.shape)}, {layer.name} needs "
                               f"{tuple(variable.shape)})")
