@@ -19,12 +19,16 @@ It writes, under ``tests/reference/torchvision/``:
   ``width_mult=0.25`` with extra blocks of 128/64/64/32 channels) for 3 classes plus
   background; ``pixels`` are 160x160 and ``boxes`` / ``classes`` the raw head outputs
   (images normalised to [-1, 1] first, as torchvision's SSDLite does);
+* ``full_size_shapes.json``: ``{model: {key: shape}}`` of torchvision's full-size models
+  whose ImageNet / COCO / VOC checkpoints the registry lists (the published files hold
+  exactly these keys and shapes), so the tests check our converters against them;
 * ``tensors_zip.pth`` / ``tensors_legacy.pth``: one state dict of assorted dtypes and a
   non-contiguous tensor, in the zip and the legacy ``torch.save`` formats, with
   ``tensors.npz`` holding the expected arrays.
 """
 
 import collections
+import json
 import os
 
 import numpy as np
@@ -110,6 +114,31 @@ def ssdlite_reference(generator):
     print(f"{name}: boxes {tuple(boxes.shape)}, |classes| max {classes.abs().max():.3f}")
 
 
+SEGMENTATION = torchvision.models.segmentation
+DETECTION = torchvision.models.detection
+FULL_SIZE = {
+    "shufflenet_v2_x0_5": lambda: torchvision.models.shufflenet_v2_x0_5(),
+    "shufflenet_v2_x1_0": lambda: torchvision.models.shufflenet_v2_x1_0(),
+    "shufflenet_v2_x1_5": lambda: torchvision.models.shufflenet_v2_x1_5(),
+    "shufflenet_v2_x2_0": lambda: torchvision.models.shufflenet_v2_x2_0(),
+    "mobilenet_v2": lambda: torchvision.models.mobilenet_v2(),
+    "mobilenet_v3_small": lambda: torchvision.models.mobilenet_v3_small(),
+    "mobilenet_v3_large": lambda: torchvision.models.mobilenet_v3_large(),
+    "lraspp_mobilenet_v3_large": lambda: SEGMENTATION.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None),
+    "ssdlite320_mobilenet_v3_large": lambda: DETECTION.ssdlite320_mobilenet_v3_large(
+        weights=None, weights_backbone=None),
+}
+
+
+def full_size_shapes():
+    shapes = {name: {key: list(value.shape) for key, value in build().state_dict().items()}
+              for name, build in FULL_SIZE.items()}
+    with open(os.path.join(FOLDER, "full_size_shapes.json"), "w") as f:
+        json.dump(shapes, f, indent=0, sort_keys=False)
+        f.write("\n")
+
+
 def reference(name, build, generator):
     model = build()
     randomize(model, generator)
@@ -158,6 +187,7 @@ def main():
     tensors(generator)
     reference("lraspp_mobilenet_v3_large_0.25", lraspp, generator)
     ssdlite_reference(generator)
+    full_size_shapes()
 
 
 if __name__ == "__main__":

@@ -122,3 +122,51 @@ def test_every_layer_has_its_own_torchvision_module(name, family):
     state = torch_checkpoint.read_state_dict(reference(f"{name}.pth"))
     modules = {key.rsplit(".", 1)[0] for key in state}
     assert modules == set(prefixes.values())
+
+
+def _full_size_models():
+    from keras_mobilenets import detection, segmentation
+
+    small = (64, 64, 3)
+    models = {
+        f"shufflenet_v2_x{str(scale).replace('.', '_')}": ("shufflenet_v2", lambda s=scale: keras_mobilenets.ShuffleNetV2(
+            scale=s, input_shape=small))
+        for scale in (0.5, 1.0, 1.5, 2.0)
+    }
+    models.update({
+        "mobilenet_v2": ("mobilenet_v2", lambda: keras_mobilenets.MobileNetV2(
+            layout="torchvision", input_shape=small)),
+        "mobilenet_v3_small": ("mobilenet_v3_small", lambda: keras_mobilenets.MobileNetV3Small(
+            layout="torchvision", input_shape=small)),
+        "mobilenet_v3_large": ("mobilenet_v3_large", lambda: keras_mobilenets.MobileNetV3Large(
+            layout="torchvision", input_shape=small)),
+        "lraspp_mobilenet_v3_large": ("lraspp_mobilenet_v3_large", lambda: segmentation.LRASPP(
+            "MobileNetV3Large", num_classes=21, input_shape=small, layout="torchvision",
+            low_tap="first")),
+        "ssdlite320_mobilenet_v3_large": (
+            "ssdlite320_mobilenet_v3_large", lambda: detection.SSDLite(
+                "MobileNetV3Large", num_classes=90, input_shape=small,
+                backbone_kwargs={"layout": "torchvision", "reduced_tail": True})),
+    })
+    return models
+
+
+FULL_SIZE = _full_size_models()
+
+
+@pytest.mark.parametrize("name", sorted(FULL_SIZE))
+def test_the_published_checkpoints_fit(name):
+    """Our torchvision-layout models take exactly the keys and shapes of torchvision's
+    full-size models, i.e. of the published checkpoints (reference full_size_shapes.json)."""
+    import json
+
+    with open(reference("full_size_shapes.json")) as f:
+        shapes = json.load(f)[name]
+    family, build = FULL_SIZE[name]
+    model = build()
+    state = {key: np.zeros(shape, np.float32) for key, shape in shapes.items()}
+    converted = torchvision.converted_weights(model, state, family)
+    assert sum(len(arrays) for arrays in converted.values()) == len(model.weights)
+    trainable = sum(int(np.prod(shape)) for key, shape in shapes.items()
+                    if not key.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == trainable
