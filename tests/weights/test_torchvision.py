@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import keras_mobilenets
-from keras_mobilenets import specs
 from keras_mobilenets.weights import torch_checkpoint, torchvision
 
 REFERENCE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "reference", "torchvision")
@@ -48,18 +47,22 @@ def test_logits_equal_torchvision_on_the_same_pixels(name):
 
 def test_the_layout_matters():
     """The converted weights in keras.applications' layout (TF padding, epsilon 1e-3) give
-    other logits: the parity above checks the padding and the epsilon."""
+    other logits on the same normalised inputs: the parity above checks padding and
+    epsilon, not only the weights."""
+    from keras_mobilenets import imagenet
+
     name = "mobilenet_v2_0.25"
-    converted = build(name, reference(f"{name}.pth"))
-    keras_layout = build(name, None, include_preprocessing=True)
-    assert specs.mobilenet_v2.spec(0.25).bn.epsilon != converted.get_layer("bn_Conv1").epsilon
+    converted = build(name, reference(f"{name}.pth"), include_preprocessing=False)
+    keras_layout = build(name, None, include_preprocessing=False)
+    assert keras_layout.get_layer("bn_Conv1").epsilon != converted.get_layer("bn_Conv1").epsilon
     for layer in keras_layout.layers:
         if layer.weights:
             layer.set_weights(converted.get_layer(layer.name).get_weights())
-    keras_layout.get_layer("rescaling").set_weights([])
-    expected = np.load(reference(f"{name}.npz"))
-    pixels = expected["pixels"].astype("float32")
-    assert np.max(np.abs(keras_layout(pixels) - converted(pixels))) > 1e-3
+    pixels = np.load(reference(f"{name}.npz"))["pixels"].astype("float32")
+    inputs = imagenet.preprocess_input(pixels, mode="torch")
+    expected = np.load(reference(f"{name}.npz"))["logits"]
+    assert np.max(np.abs(converted(inputs) - expected)) < 1e-4
+    assert np.max(np.abs(keras_layout(inputs) - expected)) > 1e-3
 
 
 def test_safetensors_and_headless_models(tmp_path):
