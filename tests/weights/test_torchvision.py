@@ -62,7 +62,7 @@ def test_the_layout_matters():
     inputs = imagenet.preprocess_input(pixels, mode="torch")
     expected = np.load(reference(f"{name}.npz"))["logits"]
     assert np.max(np.abs(converted(inputs) - expected)) < 1e-4
-    assert np.max(np.abs(keras_layout(inputs) - expected)) > 1e-3
+    assert np.max(np.abs(keras_layout(inputs) - expected)) > 5e-4  # 1.1e-3 measured
 
 
 def test_safetensors_and_headless_models(tmp_path):
