@@ -78,11 +78,15 @@ class StrideEndpoint:
             ``expanded_conv_5_add`` at stride 8).
         last: The last layer computed at this stride (the next block's expansion, or the
             final 1x1 convolution at the deepest stride); zero-padding layers are skipped.
+        first_block: The first block output at this stride (e.g. MobileNetV3-Large's
+            ``expanded_conv_3_project_bn`` at stride 8, the output torchvision's LR-ASPP
+            taps); equals ``block`` where one block has the stride.
     """
 
     stride: int
     block: str
     last: str
+    first_block: str = ""
 
 
 _GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
@@ -121,6 +125,7 @@ def stride_endpoints(model):
     """
     stride_of = {}
     endpoints = {}
+    first = {}
     last = {}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -137,12 +142,13 @@ def stride_endpoints(model):
             last[stride] = layer.name
         if _BLOCK_OUTPUT.fullmatch(layer.name):
             endpoints[stride] = layer.name
+            first.setdefault(stride, layer.name)
     if not endpoints:
         raise ValueError(
             f"Model {model.name!r} has no block outputs of a keras_mobilenets backbone "
             "(layer names such as 'expanded_conv_5_add' or 'block_3_project_BN')."
         )
-    return {s: StrideEndpoint(s, endpoints[s], last[s]) for s in sorted(endpoints)}
+    return {s: StrideEndpoint(s, endpoints[s], last[s], first[s]) for s in sorted(endpoints)}
 
 
 def __getattr__(name):

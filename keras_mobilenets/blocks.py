@@ -114,7 +114,7 @@ def inverted_residual_block(x, row, names, bn):
         )(x)
         x = batch_norm(bn, names["expand_bn"])(x)
         x = activation(row.act, names["expand_act"])(x)
-    pad = stride_padding(x, row.kernel)
+    pad = stride_padding(x, row.kernel) if row.padding == "tf" else row.kernel // 2
     x = _depthwise(x, row.kernel, row.stride, row.dilation, 1, names, pad)
     x = batch_norm(bn, names["depthwise_bn"])(x)
     x = activation(row.act, names["depthwise_act"])(x)

@@ -72,10 +72,12 @@ class Checkpoint:
 
     @property
     def name(self):
-        """A readable unique name, e.g. ``"mobilenet_v3_small_1.0_224_no_top"``."""
+        """A readable unique name, e.g. ``"mobilenet_v3_small_1.0_224_no_top"``
+        (``..._torchvision`` for torchvision's files)."""
         mini = "_minimalistic" if self.minimalistic else ""
         top = "" if self.include_top else "_no_top"
-        return f"{self.family}{mini}_{self.alpha}_{self.rows}{top}"
+        source = "" if self.source == "keras.applications" else f"_{self.source}"
+        return f"{self.family}{mini}_{self.alpha}_{self.rows}{top}{source}"
 
     @property
     def input_shape(self):
@@ -90,6 +92,8 @@ class Checkpoint:
     def builder_kwargs(self):
         """Builder arguments (besides ``weights``) of the model this file fits."""
         kwargs = {"alpha": self.alpha, "include_top": self.include_top}
+        if self.family.startswith("shufflenet"):
+            kwargs["scale"] = kwargs.pop("alpha")
         if self.family.startswith("mobilenet_v3"):
             kwargs["minimalistic"] = self.minimalistic
         else:

@@ -26,6 +26,12 @@ is. It outputs the raw predictions, a dict:
 
 ``postprocess.SSDPostprocess`` turns them into detections (``inference_model`` attaches it).
 
+torchvision's COCO checkpoint (``ssdlite320_mobilenet_v3_large_coco-a79551df.pth``, 21.3
+box mAP) loads with ``weights="coco"``, any torchvision SSDLite state dict with
+``weights="<file>.pth"``: MobileNetV3-Large is then built with torchvision's layout and
+``reduced_tail=True``, the extra blocks pad their strided depthwise convolutions
+symmetrically, and the model maps [0, 255] pixels to [-1, 1] first, as torchvision does.
+
 Example:
     >>> model = SSDLite("MobileNetV3Large", num_classes=90,
     ...                 backbone_kwargs={"reduced_tail": True})   # torchvision's config
@@ -33,12 +39,15 @@ Example:
     [(None, 3234, 4), (None, 3234, 91)]
 """
 
+import os
+
 import keras
 
 from keras_mobilenets import _checks
 from keras_mobilenets.backbone import headless_backbone, stride_endpoints
 from keras_mobilenets.detection.anchors import DEFAULT_ASPECT_RATIOS, DefaultBoxes
 from keras_mobilenets.detection.heads import PREFIX, head_layers  # noqa: F401  (re-exported)
+from keras_mobilenets.weights import torch_checkpoint
 
 EXTRA_CHANNELS = (512, 256, 256, 128)
 TAP_STRIDES = (16, 32)
@@ -46,6 +55,9 @@ MIN_INPUT_SIZE = _checks.MIN_INPUT_SIZE
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.97
 INIT_STDDEV = 0.03
+#: ``weights`` keyword -> torchvision checkpoint of the whole model.
+WEIGHTS_KEYWORDS = ("coco",)
+TORCHVISION_FAMILY = "ssdlite320_mobilenet_v3_large"
 
 
 def _check_input_shape(input_shape, backbone):
@@ -87,11 +99,14 @@ def _bn_relu6(x, name, bn_epsilon, bn_momentum):
     return keras.layers.ReLU(6.0, name=f"{name}_relu6")(x)
 
 
-def extra_block(x, filters, name, bn_epsilon=BN_EPSILON, bn_momentum=BN_MOMENTUM):
+def extra_block(x, filters, name, bn_epsilon=BN_EPSILON, bn_momentum=BN_MOMENTUM,
+                symmetric=False):
     """1x1 conv to ``filters // 2`` -> 3x3 depthwise stride 2 -> 1x1 conv to ``filters``.
 
     Each convolution (no bias) is followed by batch norm and ReLU6. Layer names start
-    with ``name`` (``{name}_expand``, ``{name}_depthwise``, ``{name}_project``).
+    with ``name`` (``{name}_expand``, ``{name}_depthwise``, ``{name}_project``). With
+    ``symmetric`` the depthwise convolution pads one zero on every side (layer
+    ``{name}_depthwise_pad``, torchvision's padding) instead of TF's "same".
 
     Example:
         >>> extra_block(keras.Input((10, 10, 480)), 512, "ssdlite_extra_1").shape
@@ -101,9 +116,11 @@ def extra_block(x, filters, name, bn_epsilon=BN_EPSILON, bn_momentum=BN_MOMENTUM
         filters // 2, 1, use_bias=False, kernel_initializer=_conv_init(), name=f"{name}_expand"
     )(x)
     x = _bn_relu6(x, f"{name}_expand", bn_epsilon, bn_momentum)
+    if symmetric:
+        x = keras.layers.ZeroPadding2D(1, name=f"{name}_depthwise_pad")(x)
     x = keras.layers.DepthwiseConv2D(
-        3, strides=2, padding="same", use_bias=False, depthwise_initializer=_conv_init(),
-        name=f"{name}_depthwise",
+        3, strides=2, padding="valid" if symmetric else "same", use_bias=False,
+        depthwise_initializer=_conv_init(), name=f"{name}_depthwise",
     )(x)
     x = _bn_relu6(x, f"{name}_depthwise", bn_epsilon, bn_momentum)
     x = keras.layers.Conv2D(
@@ -132,6 +149,55 @@ def prediction_block(x, boxes, values, name, bn_epsilon=BN_EPSILON, bn_momentum=
     return keras.layers.Reshape((rows * cols * boxes, values), name=f"{name}_reshape")(x)
 
 
+def _model_weights(weights, backbone, num_classes):
+    """The torchvision checkpoint (or state dict file) of the whole model, or None."""
+    from keras_mobilenets.models import catalog
+
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights in WEIGHTS_KEYWORDS:
+        found = catalog.HEAD_CHECKPOINTS[("ssdlite", weights)]
+        if num_classes != 90:
+            raise ValueError(
+                f"`num_classes` must be 90 (COCO, background not counted) with "
+                f"weights={weights!r}, got {num_classes!r}."
+            )
+    elif isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(
+            torch_checkpoint.TORCH_SUFFIXES) and os.path.isfile(os.fspath(weights)):
+        found = os.fspath(weights)
+    else:
+        raise ValueError(
+            f"`weights` must be None, one of {WEIGHTS_KEYWORDS} or the path of an existing "
+            f"torchvision SSDLite state dict (.pth, .safetensors), got {weights!r}. Backbone "
+            "weights go in `backbone_kwargs`."
+        )
+    if not (isinstance(backbone, str) and backbone == "MobileNetV3Large"):
+        raise ValueError(
+            f"`backbone` must be 'MobileNetV3Large' with torchvision's SSDLite weights "
+            f"(weights={weights!r}), got {backbone!r}."
+        )
+    return found
+
+
+def _torchvision_backbone_kwargs(backbone_kwargs, input_shape):
+    """Backbone arguments for torchvision's layout: [0, 255] -> [-1, 1] in front of a
+    MobileNetV3-Large with torchvision's layout and (by default) the reduced tail."""
+    image = keras.Input(shape=input_shape, name="input_layer")
+    scale, offset = 1.0 / 127.5, -1.0
+    scaled = keras.layers.Rescaling(scale=scale, offset=offset, name="rescaling")(image)
+    return {"reduced_tail": True, **backbone_kwargs, "layout": "torchvision",
+            "include_preprocessing": False, "input_tensor": scaled}
+
+
+def _load_model_weights(model, found):
+    from keras_mobilenets.weights import torchvision
+
+    if isinstance(found, str):
+        torchvision.load_file(model, found, TORCHVISION_FAMILY)
+    else:
+        torchvision.load_checkpoint(model, found, include_top=True)
+
+
 def SSDLite(
     backbone="MobileNetV3Large",
     num_classes=90,
@@ -143,6 +209,7 @@ def SSDLite(
     bn_epsilon=BN_EPSILON,
     bn_momentum=BN_MOMENTUM,
     name=None,
+    weights=None,
 ):
     """Builds an SSDLite detector (raw predictions) on a backbone of this package.
 
@@ -164,6 +231,11 @@ def SSDLite(
         bn_epsilon: Batch-norm epsilon of the extra blocks and heads.
         bn_momentum: Batch-norm momentum (Keras convention) of the extra blocks and heads.
         name: Model name (default ``"ssdlite_<backbone name>"``).
+        weights: Weights of the whole model: None, "coco" (torchvision's
+            ``ssdlite320_mobilenet_v3_large`` COCO checkpoint, downloaded and converted;
+            ``num_classes=90``) or the path of a torchvision SSDLite state dict (``.pth``,
+            ``.safetensors``). Both need ``backbone="MobileNetV3Large"``; the model then
+            takes [0, 255] pixels and normalises them to [-1, 1] inside.
 
     Returns:
         A functional ``keras.Model`` with outputs ``{"boxes": (batch, num_boxes, 4),
@@ -187,6 +259,9 @@ def SSDLite(
         _checks.check_positive_number(argument, value)
     if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
         raise ValueError(f"`backbone_kwargs` must be None or a dict, got {backbone_kwargs!r}.")
+    found = _model_weights(weights, backbone, num_classes)
+    if found is not None:
+        backbone_kwargs = _torchvision_backbone_kwargs(backbone_kwargs or {}, input_shape)
     num_maps = len(TAP_STRIDES) + len(extra_channels)
     # Validates the aspect ratios before anything is built (shapes are placeholders).
     DefaultBoxes(((1, 1),) * num_maps, aspect_ratios)
@@ -201,7 +276,8 @@ def SSDLite(
     maps = [base.get_layer(endpoints[s].last).output for s in TAP_STRIDES]
     x = maps[-1]
     for index, filters in enumerate(extra_channels, start=1):
-        x = extra_block(x, filters, f"{PREFIX}_extra_{index}", bn_epsilon, bn_momentum)
+        x = extra_block(x, filters, f"{PREFIX}_extra_{index}", bn_epsilon, bn_momentum,
+                        symmetric=found is not None)
         maps.append(x)
     boxes = DefaultBoxes(tuple(tuple(m.shape[1:3]) for m in maps), aspect_ratios)
     box_outputs, class_outputs = [], []
@@ -217,4 +293,7 @@ def SSDLite(
         "classes": keras.layers.Concatenate(axis=1, name=f"{PREFIX}_classes")(class_outputs),
     }
     inputs = base.inputs[0] if len(base.inputs) == 1 else base.inputs
-    return keras.Model(inputs, outputs, name=name or f"{PREFIX}_{base.name}")
+    model = keras.Model(inputs, outputs, name=name or f"{PREFIX}_{base.name}")
+    if found is not None:
+        _load_model_weights(model, found)
+    return model

@@ -12,6 +12,13 @@ these legacy ``.h5`` files load by layer name. keras.applications publishes md5 
 the MobileNetV3 files only; the V1 and V2 files are checked for being a readable Keras
 weights file with the expected layers instead.
 
+torchvision's ImageNet checkpoints (``source="torchvision"``, PyTorch state dicts converted
+on loading, see :mod:`keras_mobilenets.weights.torchvision`): ShuffleNetV2 x0.5/x1/x1.5/x2
+(``weights="imagenet"``, the only ones for that family) and the ``IMAGENET1K_V2`` files of
+MobileNetV2 and MobileNetV3-Small / -Large (``weights="imagenet_torchvision"``); their
+``sha256`` is the prefix torchvision puts in the file name, and ``top1`` torchvision's
+published ImageNet-1K acc@1.
+
 Example:
     >>> from keras_mobilenets import registry
     >>> registry.get("mobilenet_v2_1.0").checkpoints[0].file_name
@@ -23,6 +30,7 @@ from keras_mobilenets.registry import Checkpoint, ModelEntry, register
 V1_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
 V2_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
 V3_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
+TORCHVISION_BASE_URL = "https://download.pytorch.org/models/"
 
 _V1_PAPER = "arXiv:1704.04861"
 _V2_PAPER = "arXiv:1801.04381"
@@ -96,6 +104,32 @@ _SHUFFLENET_V2 = {
 }
 
 
+# torchvision's checkpoints: family, alpha -> (file name, published acc@1, count_params()
+# of the matching model with the top, batch-norm statistics included).
+_TORCHVISION = {
+    ("shufflenet_v2", 0.5): ("shufflenetv2_x0.5-f707e7126e.pth", 60.552, 1_374_744),
+    ("shufflenet_v2", 1.0): ("shufflenetv2_x1-5666bf0f80.pth", 69.362, 2_294_784),
+    ("shufflenet_v2", 1.5): ("shufflenetv2_x1_5-3c479a10.pth", 72.996, 3_527_064),
+    ("shufflenet_v2", 2.0): ("shufflenetv2_x2_0-8be3c8ee.pth", 76.230, 7_427_712),
+    ("mobilenet_v2", 1.0): ("mobilenet_v2-7ebf99e0.pth", 72.154, 3_538_984),
+    ("mobilenet_v3_small", 1.0): ("mobilenet_v3_small-047dcff4.pth", 67.668, 2_554_968),
+    ("mobilenet_v3_large", 1.0): ("mobilenet_v3_large-5c1a4163.pth", 75.274, 5_507_432),
+}
+
+
+def _torchvision_checkpoints(family, alpha):
+    """torchvision's checkpoint of ``family`` at ``alpha`` (a list of 0 or 1)."""
+    if (family, alpha) not in _TORCHVISION:
+        return []
+    name, top1, num_params = _TORCHVISION[(family, alpha)]
+    return [Checkpoint(
+        family=family, alpha=alpha, rows=224, include_top=True, minimalistic=False,
+        file_name=name, url=TORCHVISION_BASE_URL + name, md5=None,
+        sha256=name.rsplit("-", 1)[1].split(".")[0], num_params=num_params,
+        preprocessing="none", top1=top1, source="torchvision",
+    )]
+
+
 def _v1_checkpoints(alpha, params):
     rows = []
     for size in _V1_ROWS:
@@ -154,7 +188,9 @@ def _entries():
         rows.append(ModelEntry(
             f"mobilenet_v2_{alpha}", "MobileNetV2", "mobilenet_v2", {"alpha": alpha}, "tf",
             params=params[0], trainable_params=params[4], macs_millions=params[2],
-            top1=params[3], checkpoints=_v2_checkpoints(alpha, params), paper=_V2_PAPER,
+            top1=params[3], paper=_V2_PAPER,
+            checkpoints=_v2_checkpoints(alpha, params)
+            + _torchvision_checkpoints("mobilenet_v2", alpha),
         ))
     for size in ("large", "small"):
         for (row_size, minimalistic, alpha), params in _V3.items():
@@ -168,7 +204,9 @@ def _entries():
                 f"mobilenet_v3_{size}", kwargs, "none", params=params[0],
                 trainable_params=params[6], macs_millions=params[5],
                 top1=_V3_REFERENCE_TOP1.get((size, minimalistic, alpha)),
-                checkpoints=_v3_checkpoints(size, minimalistic, alpha, params),
+                checkpoints=_v3_checkpoints(size, minimalistic, alpha, params) + (
+                    [] if minimalistic else
+                    _torchvision_checkpoints(f"mobilenet_v3_{size}", alpha)),
                 paper=_V3_PAPER,
             ))
     for (groups, scale), macs in _SHUFFLENET.items():
@@ -182,8 +220,35 @@ def _entries():
             f"shufflenet_v2_{scale}", "ShuffleNetV2", "shufflenet_v2", {"scale": scale},
             "torch", trainable_params=trainable, macs_millions=macs, top1=top1,
             paper=_SHUFFLENET_V2_PAPER,
+            checkpoints=_torchvision_checkpoints("shufflenet_v2", scale),
         ))
     return rows
 
 
 register(*_entries())
+
+
+def _head_checkpoint(family, file_name, rows, num_params):
+    return Checkpoint(
+        family=family, alpha=1.0, rows=rows, include_top=True, minimalistic=False,
+        file_name=file_name, url=TORCHVISION_BASE_URL + file_name, md5=None,
+        sha256=file_name.rsplit("-", 1)[1].split(".")[0], num_params=num_params,
+        preprocessing="none", source="torchvision",
+    )
+
+
+#: torchvision's detection and segmentation checkpoints, by (head, ``weights`` keyword);
+#: the heads load them (converted) on MobileNetV3-Large with torchvision's layout.
+HEAD_CHECKPOINTS = {
+    ("lraspp", "voc"): _head_checkpoint(
+        "lraspp_mobilenet_v3_large", "lraspp_mobilenet_v3_large-d234d4ea.pth", 520, 3_246_194),
+    ("ssdlite", "coco"): _head_checkpoint(
+        "ssdlite320_mobilenet_v3_large", "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
+        320, 3_473_004),
+}
+#: Published metrics of the head checkpoints (torchvision's model tables).
+HEAD_METRICS = {
+    "lraspp_mobilenet_v3_large-d234d4ea.pth": {"mIoU (COCO val2017, VOC labels)": 57.9,
+                                               "pixel accuracy": 91.2},
+    "ssdlite320_mobilenet_v3_large_coco-a79551df.pth": {"COCO box mAP": 21.3},
+}

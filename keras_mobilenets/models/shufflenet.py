@@ -6,12 +6,16 @@ symmetric padding and batch norm epsilon 1e-5, momentum 0.9 (PyTorch's 0.1), so
 checkpoints trained in PyTorch carry over. The models expect ImageNet mean / standard
 deviation normalised inputs: call :func:`preprocess_input` on [0, 255] images, or build
 with ``include_preprocessing=True`` to get one Rescaling layer doing the same (off by
-default, as for MobileNet V1/V2, so the graph holds only the network).
+default, as for MobileNet V1/V2, so the graph holds only the network). ShuffleNetV2 with
+torchvision's ImageNet weights (``weights="imagenet"``, converted from
+``shufflenetv2_x*.pth``) or a torchvision state dict includes that layer by default, so it
+takes [0, 255] RGB pixels like the MobileNetV3 models.
 """
 
 import functools
 
 from keras_mobilenets import imagenet, registry, specs
+from keras_mobilenets import weights as weights_lib
 from keras_mobilenets.models import common
 
 DEFAULT_SIZE = 224
@@ -19,13 +23,16 @@ DEFAULT_SIZE = 224
 _ARGS_DOC = """
         include_top: Whether to add the classification top (global average pooling and a
             fully connected layer with bias, ``"predictions"``).
-        weights: None or the path of a weights file ("imagenet" is not available yet).
+        weights: None, "imagenet" or the path of a weights file (Keras weights, or a
+            torchvision state dict ``.pth`` / ``.safetensors``, converted). "imagenet" and
+            state dicts exist for ShuffleNetV2 only (torchvision's ``shufflenet_v2_x*``).
         input_tensor: Optional Keras tensor to build the model on.
         pooling: None, "avg" or "max": global pooling when ``include_top=False``.
         classes: Number of classes of the top.
         classifier_activation: Activation of the top (None returns logits).
         include_preprocessing: Add a Rescaling layer that maps [0, 255] RGB pixels to
             ImageNet mean / standard deviation normalised values (``preprocess_input``).
+            ShuffleNetV2's default None adds it with torchvision's weights only.
         output_stride: 8, 16 or 32; below 32 the last stages run dilated.
         name: Model name; defaults to {default_name}.
 
@@ -99,11 +106,13 @@ def ShuffleNetV2(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
-    include_preprocessing=False,
+    include_preprocessing=None,
     output_stride=32,
     name=None,
 ):
     common.check_choice("scale", scale, specs.shufflenet_v2.SCALES)
+    if include_preprocessing is None:
+        include_preprocessing = weights_lib.layout_for(weights, "shufflenet_v2") == "torchvision"
     return _build(
         functools.partial(specs.shufflenet_v2.spec, scale),
         dict(family="shufflenet_v2", alpha=scale),

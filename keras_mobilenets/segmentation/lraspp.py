@@ -12,6 +12,13 @@ The paper pools with a large kernel (49x49 with strides 16x20 at 1024x2048); tor
 (``pooling="global"``). Built like torchvision's (MobileNetV3Large, 21 classes) the model has
 the same 3,221,538 trainable parameters.
 
+torchvision's checkpoint (``lraspp_mobilenet_v3_large-d234d4ea.pth``, 21 VOC classes, 57.9
+mIoU) loads with ``weights="voc"``, and any torchvision LR-ASPP state dict with
+``weights="<file>.pth"``: the backbone is then built with torchvision's layout
+(``layout="torchvision"``: symmetric padding, ImageNet mean / std normalisation of [0, 255]
+pixels inside) and "low" is the first block output at stride 8 (``low_tap="first"``,
+MobileNetV3-Large's ``expanded_conv_3_project_bn``), as torchvision taps it.
+
 The head knows the backbone only through ``backbone.stride_endpoints``: "low" is the last
 block output at stride 8 (MobileNetV3-Large's 40-channel ``expanded_conv_5_add``), "high"
 the last layer at stride 16 (its 960-channel ``conv_1_act``). The result is one flat
@@ -19,10 +26,13 @@ functional graph of named standard layers, so ``quantization.quantize_model`` an
 ``export.to_tflite`` take it as they take the classifiers.
 """
 
+import os
+
 import keras
 
 from keras_mobilenets import _checks
 from keras_mobilenets.backbone import headless_backbone, stride_endpoints
+from keras_mobilenets.weights import torch_checkpoint
 
 OUTPUT_STRIDE = 16
 LOW_STRIDE = 8
@@ -97,6 +107,45 @@ def _gate(high, pooling, channels):
     return x
 
 
+LOW_TAPS = ("last", "first")
+#: ``weights`` keyword -> torchvision checkpoint of the whole model.
+WEIGHTS_KEYWORDS = ("voc",)
+TORCHVISION_FAMILY = "lraspp_mobilenet_v3_large"
+
+
+def _model_weights(weights, backbone, num_classes):
+    """The torchvision checkpoint (or state dict file) of the whole model, or None when
+    ``weights`` (None, "imagenet", a Keras file, ...) is the backbone's."""
+    from keras_mobilenets.models import catalog
+
+    if isinstance(weights, str) and weights in WEIGHTS_KEYWORDS:
+        found = catalog.HEAD_CHECKPOINTS[("lraspp", weights)]
+        if num_classes != 21:
+            raise ValueError(
+                f"`num_classes` must be 21 (VOC) with weights={weights!r}, got {num_classes!r}."
+            )
+    elif isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(
+            torch_checkpoint.TORCH_SUFFIXES):
+        found = os.fspath(weights)
+    else:
+        return None
+    if not (isinstance(backbone, str) and backbone == "MobileNetV3Large"):
+        raise ValueError(
+            f"`backbone` must be 'MobileNetV3Large' with torchvision's LR-ASPP weights "
+            f"(weights={weights!r}), got {backbone!r}."
+        )
+    return found
+
+
+def _load_model_weights(model, found):
+    from keras_mobilenets.weights import torchvision
+
+    if isinstance(found, str):
+        torchvision.load_file(model, found, TORCHVISION_FAMILY)
+    else:
+        torchvision.load_checkpoint(model, found, include_top=True)
+
+
 def LRASPP(
     backbone="MobileNetV3Large",
     *,
@@ -105,6 +154,8 @@ def LRASPP(
     inter_channels=128,
     pooling="global",
     name=None,
+    weights=None,
+    low_tap=None,
     **backbone_kwargs,
 ):
     """Builds an LR-ASPP segmentation model on a backbone of this package.
@@ -123,8 +174,16 @@ def LRASPP(
             (average pooling with that kernel and strides, each an int or a pair, resized
             back bilinearly, as the paper's 49x49 / 16x20 at 1024x2048).
         name: Model name; default ``"lraspp_<backbone name>"``.
-        **backbone_kwargs: Builder arguments for a backbone name (``alpha``, ``weights``,
-            ``minimalistic``, ``include_preprocessing``, ...).
+        weights: Weights of the whole model: "voc" (torchvision's
+            ``lraspp_mobilenet_v3_large`` checkpoint, downloaded and converted) or the path
+            of a torchvision LR-ASPP state dict (``.pth``, ``.safetensors``); both need
+            ``backbone="MobileNetV3Large"``. Any other value (None, "imagenet", a Keras
+            weights file) is the backbone's ``weights``.
+        low_tap: Which stride-8 block output is "low": "last" (the stage's last block)
+            or "first" (its first block, torchvision's tap). None (default): "first" with
+            torchvision's weights, else "last".
+        **backbone_kwargs: Builder arguments for a backbone name (``alpha``,
+            ``minimalistic``, ``include_preprocessing``, ``layout``, ...).
 
     Returns:
         A functional ``keras.Model`` from images (the backbone's input range, [0, 255]
@@ -134,8 +193,8 @@ def LRASPP(
     Raises:
         ValueError: On an invalid argument (the message names it, the value and what is
             allowed), an unknown backbone, a backbone model without output stride 16, an
-            input size that is not static, or a pooling kernel larger than the stride-16
-            feature map.
+            input size that is not static, a pooling kernel larger than the stride-16
+            feature map, or torchvision weights that do not fit.
 
     Example:
         >>> model = LRASPP("MobileNetV3Large", num_classes=21, input_shape=(512, 512, 3))
@@ -144,8 +203,15 @@ def LRASPP(
     """
     _checks.check_positive_int("num_classes", num_classes)
     _checks.check_positive_int("inter_channels", inter_channels)
+    _checks.check_choice("low_tap", low_tap, (None,) + LOW_TAPS)
     pooling = check_pooling(pooling)
     input_shape = _static_input_shape(backbone, input_shape)
+    found = _model_weights(weights, backbone, num_classes)
+    if found is not None:
+        backbone_kwargs = {**backbone_kwargs, "layout": "torchvision"}
+        low_tap = low_tap or "first"
+    elif weights is not None:
+        backbone_kwargs = {**backbone_kwargs, "weights": weights}
     features = headless_backbone(
         backbone, input_shape=input_shape, output_stride=OUTPUT_STRIDE, **backbone_kwargs
     )
@@ -155,7 +221,8 @@ def LRASPP(
             f"`backbone` {features.name!r} has no block output at stride {LOW_STRIDE} "
             f"(strides found: {sorted(endpoints)})."
         )
-    low = features.get_layer(endpoints[LOW_STRIDE].block).output
+    tap = endpoints[LOW_STRIDE]
+    low = features.get_layer(tap.first_block if low_tap == "first" else tap.block).output
     high = features.get_layer(endpoints[OUTPUT_STRIDE].last).output
     L = keras.layers
 
@@ -168,4 +235,7 @@ def LRASPP(
     y = L.Conv2D(num_classes, 1, name="lraspp_low_classifier")(low)
     x = L.Add(name="lraspp_add")([y, x])
     logits = L.Resizing(*input_shape[:2], interpolation="bilinear", name="lraspp_logits")(x)
-    return keras.Model(features.input, logits, name=name or f"lraspp_{features.name}")
+    model = keras.Model(features.input, logits, name=name or f"lraspp_{features.name}")
+    if found is not None:
+        _load_model_weights(model, found)
+    return model

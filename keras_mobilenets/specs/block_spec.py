@@ -13,6 +13,26 @@ from typing import Optional
 from keras_mobilenets._checks import check_choice, check_positive_int, check_rate
 
 ACTIVATIONS = ("relu", "relu6", "hard_swish")
+#: How strided convolutions pad: "tf" (TF-slim "same": one row/column less at the top/left
+#: for even sizes, keras.applications' layout) or "symmetric" (``kernel // 2`` on every
+#: side, PyTorch's layout, e.g. torchvision's checkpoints).
+PADDINGS = ("tf", "symmetric")
+#: Layouts of the MobileNetV2/V3 specs: "keras" (keras.applications: TF padding, its
+#: batch-norm epsilon and width rounding) or "torchvision" (symmetric padding, torchvision's
+#: epsilon and width rounding), so that either framework's checkpoints load exactly.
+LAYOUTS = ("keras", "torchvision")
+
+
+def check_layout(layout):
+    """Raises ``ValueError`` unless ``layout`` is one of ``LAYOUTS``; True for torchvision."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"`layout` must be one of {LAYOUTS}, got {layout!r}.")
+    return layout == "torchvision"
+
+
+def symmetric_padding(rows):
+    """The rows with PyTorch-style symmetric padding of their strided convolutions."""
+    return tuple(dataclasses.replace(row, padding="symmetric") for row in rows)
 
 
 def _check_positive_ints(spec, *fields):
@@ -85,6 +105,7 @@ class InvertedResidualSpec:
     ``exp`` is the expanded width (the paper's "exp size"); when it equals the block's
     input width there is no expansion convolution. ``se_ratio`` > 0 adds
     squeeze-and-excitation with ``make_divisible(exp * se_ratio)`` squeeze channels.
+    ``padding`` (one of ``PADDINGS``) is how a strided depthwise convolution pads.
     """
 
     kernel: int
@@ -94,6 +115,7 @@ class InvertedResidualSpec:
     stride: int = 1
     se_ratio: float = 0.0
     dilation: int = 1
+    padding: str = "tf"
 
     def __post_init__(self):
         _check_positive_ints(self, "kernel", "exp", "out", "stride", "dilation")
@@ -101,6 +123,10 @@ class InvertedResidualSpec:
         check_rate("InvertedResidualSpec.se_ratio", self.se_ratio)
         if self.stride > 1 and self.dilation > 1:
             raise ValueError("InvertedResidualSpec: `stride` and `dilation` cannot both exceed 1.")
+        if self.padding not in PADDINGS:
+            raise ValueError(
+                f"InvertedResidualSpec: `padding` must be one of {PADDINGS}, got {self.padding!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,10 @@ from keras_mobilenets.specs.block_spec import (
     BatchNormSpec,
     BlockNames,
     TopSpec,
+    check_layout,
     conv,
     ir,
+    symmetric_padding,
 )
 from keras_mobilenets.specs.scaling import make_divisible, scale_inverted_residuals
 
@@ -55,23 +57,35 @@ NAMES = BlockNames(
 BLOCK_OUTPUT_PATTERN = r"(expanded_conv|block_\d+)_(project_BN|add)"
 
 
-def spec(alpha=1.0):
+def spec(alpha=1.0, layout="keras"):
     """MobileNetV2 at width ``alpha``.
+
+    ``layout="torchvision"`` builds torchvision's ``mobilenet_v2(width_mult=alpha)``: the
+    same layers and names, with symmetric padding of the strided convolutions (stem layer
+    ``Conv1_pad``), batch-norm epsilon 1e-5 (momentum 0.9, PyTorch's 0.1) and widths
+    rounded from ``c * alpha`` (keras.applications truncates ``c * alpha`` first).
 
     Example:
         >>> spec(1.4).last_conv.filters
         1792
+        >>> spec(layout="torchvision").bn.epsilon
+        1e-05
     """
+    torch = check_layout(layout)
     stem_filters = make_divisible(STEM_FILTERS * alpha)
     last_filters = make_divisible(LAST_CONV_FILTERS * alpha) if alpha > 1.0 else LAST_CONV_FILTERS
+    blocks = scale_inverted_residuals(
+        BLOCKS, (STEM_FILTERS, stem_filters), alpha,
+        "divisible" if torch else "truncate_then_divisible",
+    )
     return BackboneSpec(
         family="mobilenet_v2",
-        stem=conv(stem_filters, k=3, s=2, act="relu6", names=("Conv1", "bn_Conv1", "Conv1_relu")),
-        blocks=scale_inverted_residuals(
-            BLOCKS, (STEM_FILTERS, stem_filters), alpha, "truncate_then_divisible"
-        ),
+        stem=conv(stem_filters, k=3, s=2, act="relu6", names=("Conv1", "bn_Conv1", "Conv1_relu"),
+                  pad_name="Conv1_pad" if torch else ""),
+        blocks=symmetric_padding(blocks) if torch else blocks,
         names=NAMES,
-        bn=BatchNormSpec(epsilon=1e-3, momentum=0.999),
+        bn=BatchNormSpec(epsilon=1e-5, momentum=0.9) if torch else BatchNormSpec(
+            epsilon=1e-3, momentum=0.999),
         top=TopSpec(kind="dense", logits_name="predictions"),
         last_conv=conv(last_filters, k=1, act="relu6", names=("Conv_1", "Conv_1_bn", "out_relu")),
     )

@@ -15,8 +15,10 @@ from keras_mobilenets.specs.block_spec import (
     BatchNormSpec,
     BlockNames,
     TopSpec,
+    check_layout,
     conv,
     ir,
+    symmetric_padding,
 )
 from keras_mobilenets.specs.scaling import make_divisible, scale_inverted_residuals
 
@@ -109,8 +111,14 @@ def _reduce_tail(rows, divider):
     return tuple(reduced)
 
 
-def spec(size, alpha=1.0, minimalistic=False, reduced_tail=False):
+def spec(size, alpha=1.0, minimalistic=False, reduced_tail=False, layout="keras"):
     """MobileNetV3 ``size`` ("small" or "large") at width ``alpha``.
+
+    ``layout="torchvision"`` builds torchvision's ``mobilenet_v3_{size}(width_mult=alpha)``:
+    the same layers and names, with symmetric padding of the strided convolutions (stem
+    layer ``conv_pad``), batch-norm momentum 0.99 (PyTorch's 0.01) and torchvision's width
+    rounding (stem, exp sizes and the top's hidden width scaled with ``alpha`` too; the
+    same as keras.applications at ``alpha=1``).
 
     Example:
         >>> spec("large").last_conv.filters
@@ -125,18 +133,23 @@ def spec(size, alpha=1.0, minimalistic=False, reduced_tail=False):
     if reduced_tail:
         rows = _reduce_tail(rows, TAIL_DIVIDER)
         top_filters //= TAIL_DIVIDER
+    torch = check_layout(layout)
     act = "relu" if minimalistic else HS
     if minimalistic:
         rows = tuple(_minimalistic(row) for row in rows)
-    blocks = scale_inverted_residuals(rows, (STEM_FILTERS, STEM_FILTERS), alpha, "divisible")
-    if alpha > 1.0:
+    stem_filters = make_divisible(STEM_FILTERS * alpha) if torch else STEM_FILTERS
+    blocks = scale_inverted_residuals(
+        rows, (STEM_FILTERS, stem_filters), alpha, "divisible", "scaled" if torch else "ratio"
+    )
+    if alpha > 1.0 or torch:
         top_filters = make_divisible(top_filters * alpha)
     return BackboneSpec(
         family=f"mobilenet_v3_{size}",
-        stem=conv(STEM_FILTERS, k=3, s=2, act=act, names=("conv", "conv_bn", "conv_act")),
-        blocks=blocks,
+        stem=conv(stem_filters, k=3, s=2, act=act, names=("conv", "conv_bn", "conv_act"),
+                  pad_name="conv_pad" if torch else ""),
+        blocks=symmetric_padding(blocks) if torch else blocks,
         names=NAMES,
-        bn=BatchNormSpec(epsilon=1e-3, momentum=0.999),
+        bn=BatchNormSpec(epsilon=1e-3, momentum=0.99 if torch else 0.999),
         top=TopSpec(
             kind="conv",
             logits_name="logits",

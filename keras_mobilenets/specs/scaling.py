@@ -65,23 +65,41 @@ def scale_width(channels, alpha, rounding, divisor=8):
     raise ValueError(f"`rounding` must be one of {WIDTH_ROUNDING}, got {rounding!r}.")
 
 
-def scale_inverted_residuals(rows, stem_in, alpha, rounding):
-    """Scales paper rows to width ``alpha``; expansions keep the paper's ratio exp / input.
+EXPANSION_ROUNDING = ("ratio", "scaled")
+
+
+def scale_inverted_residuals(rows, stem_in, alpha, rounding, expansion="ratio"):
+    """Scales paper rows to width ``alpha``.
 
     Args:
         rows: ``InvertedResidualSpec`` rows at width 1.0.
         stem_in: (paper input width of the first row, its scaled width).
         alpha: Width multiplier.
         rounding: Rounding of the output widths (see ``scaling.scale_width``).
+        expansion: ``"ratio"``: expansions keep the paper's ratio exp / input
+            (keras.applications); ``"scaled"``: the paper's exp size scaled and rounded to
+            a multiple of 8 (torchvision's MobileNetV3). Equal at ``alpha=1``.
 
     Returns:
         A tuple of rows with absolute widths.
+
+    Example:
+        >>> from keras_mobilenets.specs.mobilenet_v3 import SMALL_BLOCKS
+        >>> scale_inverted_residuals(SMALL_BLOCKS, (16, 8), 0.25, "divisible", "scaled")[1].exp
+        16
     """
+    if expansion not in EXPANSION_ROUNDING:
+        raise ValueError(
+            f"`expansion` must be one of {EXPANSION_ROUNDING}, got {expansion!r}."
+        )
     paper_in, scaled_in = stem_in
     scaled = []
     for row in rows:
         out = scale_width(row.out, alpha, rounding)
-        exp = make_divisible(scaled_in * (row.exp / paper_in))
+        if expansion == "scaled":
+            exp = make_divisible(row.exp * alpha)
+        else:
+            exp = make_divisible(scaled_in * (row.exp / paper_in))
         scaled.append(dataclasses.replace(row, exp=exp, out=out))
         paper_in, scaled_in = row.out, out
     return tuple(scaled)

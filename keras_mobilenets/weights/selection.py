@@ -18,9 +18,14 @@ import warnings
 from typing import Optional
 
 from keras_mobilenets import registry
+from keras_mobilenets.weights.torch_checkpoint import TORCH_SUFFIXES
 
-WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5")
+KERAS_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5")
+WEIGHTS_SUFFIXES = KERAS_SUFFIXES + TORCH_SUFFIXES
 DEFAULT_ROWS = 224
+#: ``weights`` keywords -> checkpoint source they select (None: the family's default,
+#: keras.applications' files where there are some).
+KEYWORDS = {"imagenet": None, "imagenet_torchvision": "torchvision"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,13 +57,84 @@ class WeightsRequest:
     classifier_activation: object = "softmax"
 
 
+def is_state_dict_checkpoint(checkpoint):
+    """Whether a registry checkpoint is a PyTorch state dict (converted when loaded)."""
+    return checkpoint.file_name.endswith(TORCH_SUFFIXES)
+
+
+def _default_checkpoints(family):
+    entries = available_checkpoints(family)
+    return [c for c in entries if not is_state_dict_checkpoint(c)] or entries
+
+
+def layout_for(weights, family):
+    """The spec layout (``"keras"`` or ``"torchvision"``) that ``weights`` need.
+
+    ``"torchvision"`` for the path of a PyTorch state dict (``.pth``, ``.pt``, ``.bin``,
+    ``.safetensors``), for ``"imagenet_torchvision"`` and for ``"imagenet"`` where the
+    family's published checkpoints are torchvision's (ShuffleNetV2); ``"keras"`` otherwise
+    (also for invalid values, which the builders reject afterwards).
+
+    Example:
+        >>> layout_for("mobilenet_v2-7ebf99e0.pth", "mobilenet_v2")
+        'torchvision'
+    """
+    if isinstance(weights, registry.Checkpoint):
+        return "torchvision" if is_state_dict_checkpoint(weights) else "keras"
+    if isinstance(weights, (str, os.PathLike)):
+        value = os.fspath(weights)
+        if value == "imagenet_torchvision" or value.endswith(TORCH_SUFFIXES):
+            return "torchvision"
+        if value == "imagenet":
+            defaults = _default_checkpoints(family)
+            if defaults and all(is_state_dict_checkpoint(c) for c in defaults):
+                return "torchvision"
+    return "keras"
+
+
+def resolve_layout(layout, weights, family):
+    """The spec layout a builder uses: ``layout`` if given, else what ``weights`` need.
+
+    Args:
+        layout: None (from ``weights``, see :func:`layout_for`), "keras" or "torchvision".
+        weights: The builder's ``weights`` argument.
+        family: The family being built.
+
+    Raises:
+        ValueError: If ``layout`` is not one of those, or is "keras" while ``weights`` is a
+            torchvision checkpoint.
+
+    Example:
+        >>> resolve_layout("torchvision", None, "mobilenet_v3_large")
+        'torchvision'
+    """
+    from keras_mobilenets._checks import check_choice
+    from keras_mobilenets.specs.block_spec import LAYOUTS
+
+    check_choice("layout", layout, (None,) + LAYOUTS)
+    needed = layout_for(weights, family)
+    if layout is None:
+        return needed
+    if needed == "torchvision" and layout != needed:
+        raise ValueError(
+            f"`layout` must be 'torchvision' or None with weights={weights!r} (torchvision's "
+            f"layout), got {layout!r}."
+        )
+    return layout
+
+
 def check_weights_argument(weights):
-    """Raises ``ValueError`` unless ``weights`` is None, "imagenet" or a weights file.
+    """Raises ``ValueError`` unless ``weights`` is None, a keyword or a weights file.
+
+    Keywords: "imagenet" (the variant's published checkpoint) and "imagenet_torchvision"
+    (torchvision's checkpoint, converted). Files: Keras weights (``.weights.h5``,
+    ``.keras``, ``.h5``, ``.hdf5``) or PyTorch state dicts of torchvision's layout
+    (``.pth``, ``.pt``, ``.bin``, ``.safetensors``).
 
     Example:
         >>> check_weights_argument("imagenet")
     """
-    if weights is None or weights == "imagenet":
+    if weights is None or (isinstance(weights, str) and weights in KEYWORDS):
         return
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
@@ -70,8 +146,8 @@ def check_weights_argument(weights):
                 f"got {path!r}."
             )
     raise ValueError(
-        "`weights` must be None (random initialisation), 'imagenet' or the path of an "
-        f"existing weights file, got {weights!r}."
+        "`weights` must be None (random initialisation), 'imagenet', 'imagenet_torchvision' "
+        f"or the path of an existing weights file, got {weights!r}."
     )
 
 
@@ -99,7 +175,8 @@ def _describe_available():
         alphas = sorted({c.alpha for c in entries if not c.minimalistic})
         minimal = sorted({c.alpha for c in entries if c.minimalistic})
         sizes = sorted({c.rows for c in entries})
-        text = f"{builder} (alpha {'/'.join(f'{a:g}' for a in alphas)}"
+        width = "scale" if builder.startswith("ShuffleNet") else "alpha"
+        text = f"{builder} ({width} {'/'.join(f'{a:g}' for a in alphas)}"
         if minimal:
             text += f"; minimalistic=True with alpha {'/'.join(f'{a:g}' for a in minimal)}"
         text += f"; input sizes {'/'.join(str(s) for s in sizes)})"
@@ -129,7 +206,7 @@ def _caller_stacklevel():
     return level
 
 
-def select_checkpoint(request, warn=True):
+def select_checkpoint(request, warn=True, source=None):
     """Chooses the published checkpoint for ``request`` or explains why there is none.
 
     Input sizes without a checkpoint of their own use the 224 file (the weights do not
@@ -138,6 +215,8 @@ def select_checkpoint(request, warn=True):
     Args:
         request: The :class:`WeightsRequest` of the model being built.
         warn: Whether to warn when falling back to the 224 checkpoint.
+        source: Only checkpoints of this source (e.g. "torchvision"); None: the family's
+            default (keras.applications' files where there are some, else all).
 
     Returns:
         The :class:`~keras_mobilenets.registry.Checkpoint` to load.
@@ -152,39 +231,47 @@ def select_checkpoint(request, warn=True):
         >>> select_checkpoint(WeightsRequest("mobilenet_v3_small", rows=224, cols=224)).file_name
         'weights_mobilenet_v3_small_224_1.0_float.h5'
     """
-    entries = available_checkpoints(request.family)
     builder = registry.family_builder(request.family)
+    if source is None:
+        entries = _default_checkpoints(request.family)
+        keyword = "imagenet"
+    else:
+        entries = [c for c in available_checkpoints(request.family) if c.source == source]
+        keyword = next(k for k, v in KEYWORDS.items() if v == source)
     if not entries:
         raise ValueError(
-            f"`weights='imagenet'`: there are no published ImageNet weights for "
-            f"{request.family!r}. Use weights=None or the path of a weights file. Variants "
-            f"with published weights: {_describe_available()}."
+            f"`weights={keyword!r}`: there are no published ImageNet weights"
+            f"{' from ' + source if source else ''} for {request.family!r}. Use weights=None "
+            f"or the path of a weights file. Variants with published weights: "
+            f"{_describe_available()}."
         )
     if request.include_top and request.classes != 1000:
         raise ValueError(
-            "`classes` must be 1000 with `weights='imagenet'` and `include_top=True`, got "
+            f"`classes` must be 1000 with `weights={keyword!r}` and `include_top=True`, got "
             f"{request.classes!r}. Use include_top=False to put your own top on the "
             "pretrained backbone."
         )
     if request.include_top and not _is_softmax_or_none(request.classifier_activation):
         raise ValueError(
-            "`classifier_activation` must be 'softmax' or None with `weights='imagenet'` "
+            f"`classifier_activation` must be 'softmax' or None with `weights={keyword!r}` "
             f"and `include_top=True`, got {request.classifier_activation!r}."
         )
     if request.channels != 3:
         raise ValueError(
-            "`input_shape` must have 3 channels with `weights='imagenet'` (RGB), got "
+            f"`input_shape` must have 3 channels with `weights={keyword!r}` (RGB), got "
             f"{request.channels!r} channels."
         )
     if request.depth_multiplier != 1:
         raise ValueError(
-            "`depth_multiplier` must be 1 with `weights='imagenet'`, got "
+            f"`depth_multiplier` must be 1 with `weights={keyword!r}`, got "
             f"{request.depth_multiplier!r}."
         )
+    # A state dict with the top also fits a model without it (the top is not loaded).
     matching = [
         c for c in entries
         if _same_alpha(c.alpha, request.alpha) and c.minimalistic == request.minimalistic
-        and c.include_top == request.include_top
+        and (c.include_top == request.include_top
+             or c.include_top and is_state_dict_checkpoint(c))
     ]
     if not matching:
         same_kind = [c for c in entries if c.minimalistic == request.minimalistic]
@@ -192,15 +279,17 @@ def select_checkpoint(request, warn=True):
         kind = " with minimalistic=True" if request.minimalistic else ""
         if not alphas:
             raise ValueError(
-                f"`minimalistic` must be False with `weights='imagenet'` for {builder}, "
+                f"`minimalistic` must be False with `weights={keyword!r}` for {builder}, "
                 f"got {request.minimalistic!r}."
             )
         raise ValueError(
             f"`alpha` must be one of {alphas} for {builder}{kind} with "
-            f"`weights='imagenet'`, got {request.alpha!r}. Published variants: "
+            f"`weights={keyword!r}`, got {request.alpha!r}. Published variants: "
             f"{_describe_available()}."
         )
-    by_rows = {c.rows: c for c in matching}
+    by_rows = {}
+    for c in sorted(matching, key=lambda c: c.include_top == request.include_top):
+        by_rows[c.rows] = c  # the exact include_top match wins
     if request.rows is not None and request.rows == request.cols and request.rows in by_rows:
         return by_rows[request.rows]
     fallback = by_rows.get(DEFAULT_ROWS) or by_rows[max(by_rows)]
@@ -225,6 +314,6 @@ def check_request(weights, request):
     Raises:
         ValueError: See :func:`select_checkpoint`.
     """
-    if weights == "imagenet":
-        return select_checkpoint(request)
+    if isinstance(weights, str) and weights in KEYWORDS:
+        return select_checkpoint(request, source=KEYWORDS[weights])
     return weights

@@ -208,10 +208,12 @@ def test_v2_bad_arguments(kwargs, message):
         ShuffleNetV2(**kwargs)
 
 
-@pytest.mark.parametrize("build", [lambda: ShuffleNetV2(weights="imagenet"),
-                                   lambda: ShuffleNet(groups=3, weights="imagenet")])
+@pytest.mark.parametrize("build", [lambda: ShuffleNet(groups=3, weights="imagenet"),
+                                   lambda: ShuffleNet(groups=8, scale=0.5, weights="imagenet")])
 def test_imagenet_weights_list_the_variants_that_have_them(build):
-    with pytest.raises(ValueError, match=r"no published ImageNet weights.*MobileNetV3Small"):
+    # ShuffleNetV2 has torchvision's (tests/weights/test_torchvision_download.py).
+    with pytest.raises(ValueError, match=r"no published ImageNet weights.*MobileNetV3Small.*"
+                                         r"ShuffleNetV2 \(scale 0.5/1/1.5/2; input sizes 224\)"):
         build()
 
 

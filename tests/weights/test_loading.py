@@ -122,7 +122,7 @@ def test_bad_weights_argument(weights):
 
 
 def test_weights_file_with_unknown_suffix(tmp_path):
-    path = tmp_path / "weights.bin"
+    path = tmp_path / "weights.npz"
     path.write_bytes(b"")
     with pytest.raises(ValueError, match=r"`weights` must be a weights file ending in"):
         keras_mobilenets.MobileNetV3Small(weights=str(path))
@@ -156,10 +156,11 @@ def test_imagenet_without_top_accepts_any_classes_argument():
 
 def test_family_without_published_weights_lists_the_ones_with_weights():
     with pytest.raises(ValueError) as info:
-        select_checkpoint(WeightsRequest("shufflenet_v2", alpha=1.0))
+        select_checkpoint(WeightsRequest("shufflenet_v1_g3", alpha=1.0))
     message = str(info.value)
-    assert "'shufflenet_v2'" in message
-    for builder in ("MobileNet (", "MobileNetV2 (", "MobileNetV3Small (", "MobileNetV3Large ("):
+    assert "'shufflenet_v1_g3'" in message
+    for builder in ("MobileNet (", "MobileNetV2 (", "MobileNetV3Small (", "MobileNetV3Large (",
+                    "ShuffleNetV2 ("):
         assert builder in message
 
 

@@ -7,14 +7,23 @@ import pytest
 import keras_mobilenets
 from keras_mobilenets.weights import registry
 
+KERAS = [c for c in registry.CHECKPOINTS if c.source == "keras.applications"]
+TORCHVISION = [c for c in registry.CHECKPOINTS if c.source == "torchvision"]
+
 
 def test_registry_covers_every_published_checkpoint():
-    counts = collections.Counter(c.family for c in registry.CHECKPOINTS)
+    counts = collections.Counter(c.family for c in KERAS)
     # V1: 4 alphas x 4 sizes, V2: 6 alphas x 5 sizes, V3: 3 variants; each with/without top.
     assert counts == {
         "mobilenet_v1": 32, "mobilenet_v2": 60, "mobilenet_v3_small": 6,
         "mobilenet_v3_large": 6,
     }
+    # torchvision: ShuffleNetV2 x0.5/x1/x1.5/x2, MobileNetV2, V3 Small and Large.
+    assert collections.Counter(c.family for c in TORCHVISION) == {
+        "shufflenet_v2": 4, "mobilenet_v2": 1, "mobilenet_v3_small": 1,
+        "mobilenet_v3_large": 1,
+    }
+    assert len(KERAS) + len(TORCHVISION) == len(registry.CHECKPOINTS)
     assert len({c.file_name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
     assert len({c.name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
 
@@ -28,9 +37,9 @@ def test_urls_and_file_names_follow_keras_applications():
         "mobilenet_v3_small": mobilenet_v3.BASE_WEIGHT_PATH,
         "mobilenet_v3_large": mobilenet_v3.BASE_WEIGHT_PATH,
     }
-    for c in registry.CHECKPOINTS:
+    for c in KERAS:
         assert c.url == bases[c.family] + c.file_name
-    names = {c.file_name for c in registry.CHECKPOINTS}
+    names = {c.file_name for c in KERAS}
     assert {"mobilenet_1_0_224_tf.h5", "mobilenet_2_5_128_tf_no_top.h5",
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5",
@@ -41,7 +50,7 @@ def test_urls_and_file_names_follow_keras_applications():
 def test_v3_hashes_are_the_published_md5():
     from keras.src.applications.mobilenet_v3 import WEIGHTS_HASHES
 
-    for c in registry.CHECKPOINTS:
+    for c in KERAS:
         if c.family.startswith("mobilenet_v3"):
             size = c.family.rsplit("_", 1)[1]
             key = f"{size}{'_minimalistic' if c.minimalistic else ''}_224_{c.alpha}_float"
@@ -53,7 +62,7 @@ def test_v3_hashes_are_the_published_md5():
 def _distinct_models():
     seen = {}
     for c in registry.CHECKPOINTS:
-        seen.setdefault((c.builder, c.alpha, c.minimalistic, c.include_top), c)
+        seen.setdefault((c.builder, c.alpha, c.minimalistic, c.include_top, c.source), c)
     return list(seen.values())
 
 
@@ -78,7 +87,10 @@ def test_metadata():
     for c in registry.CHECKPOINTS:
         assert c.preprocessing in registry.PREPROCESSING
         assert c.input_shape == (c.rows, c.rows, 3)
+    for c in KERAS:
         assert c.preprocessing == ("none" if c.family.startswith("mobilenet_v3") else "tf")
+    for c in TORCHVISION:  # converted models normalise [0, 255] pixels inside
+        assert c.preprocessing == "none" and c.include_top and c.rows == 224
     top1 = {c.name: c.top1 for c in registry.CHECKPOINTS if c.top1}
     assert top1["mobilenet_v1_1.0_224"] == 70.6
     assert top1["mobilenet_v3_large_1.0_224"] == 75.6
