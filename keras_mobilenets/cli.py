@@ -145,16 +145,18 @@ def predict_image(image, model_name="MobileNetV3Small", weights="imagenet", top=
 
     builder = registry.get_builder(model_name)
     batch = _read_image(image, input_size)
-    entry = registry.entries(builder=model_name)[0]
     kwargs = {"weights": weights}
     parameters = inspect.signature(builder).parameters
     if "alpha" in parameters:
         kwargs["alpha"] = alpha
     if "minimalistic" in parameters:
         kwargs["minimalistic"] = minimalistic
+    if "include_preprocessing" in parameters:
+        # The model maps [0, 255] pixels to what its weights expect (Keras' [-1, 1],
+        # torchvision's ImageNet mean / std, ...), so the pixels go in as they are.
+        kwargs["include_preprocessing"] = True
     model = builder(input_shape=(input_size, input_size, 3), **kwargs)
-    scores = np.asarray(model(imagenet.preprocess_input(batch, entry.preprocessing),
-                              training=False))
+    scores = np.asarray(model(batch, training=False))
     return imagenet.decode_predictions(scores, top=top)[0]
 
 
@@ -210,16 +212,18 @@ _fraction = _number_type(float, lambda value: 0 <= value < 1, "a number in [0, 1
 
 
 def _weights(text):
-    """'imagenet', 'none' (random initialisation) or an existing weights file."""
-    if text == "imagenet":
+    """A weights keyword ('imagenet', ...), 'none' (random initialisation; any case) or an
+    existing weights file."""
+    from keras_mobilenets.weights import KEYWORDS, WEIGHTS_SUFFIXES
+
+    if text in KEYWORDS:
         return text
     if text.lower() == "none":
         return None
-    from keras_mobilenets.weights import WEIGHTS_SUFFIXES
-
     if not os.path.isfile(text) or not text.endswith(WEIGHTS_SUFFIXES):
+        keywords = ", ".join(repr(k) for k in KEYWORDS)
         raise argparse.ArgumentTypeError(
-            "must be 'imagenet', 'none' or an existing weights file ending in "
+            f"must be one of {keywords}, 'none' or an existing weights file ending in "
             f"{', '.join(WEIGHTS_SUFFIXES)}, got {text!r}"
         )
     return text

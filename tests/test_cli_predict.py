@@ -69,7 +69,8 @@ def test_predict_reports_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["predict", str(image), "--weights", str(tmp_path / "none.h5")])
     assert exit_info.value.code == 2
-    assert "must be 'imagenet', 'none' or an existing weights file" in capsys.readouterr().err
+    assert ("must be one of 'imagenet', 'imagenet_torchvision', 'none' or an existing weights "
+            "file") in capsys.readouterr().err
 
 
 def test_predict_names_a_missing_or_unreadable_image(tmp_path, capsys, monkeypatch):
