@@ -3,5 +3,6 @@
 from keras_mobilenets.layers.activations import HardSigmoid, HardSwish
 from keras_mobilenets.layers.channel_shuffle import ChannelShuffle
 from keras_mobilenets.layers.channel_split import ChannelSplit
+from keras_mobilenets.layers import grouped_conv
 
-__all__ = ["ChannelShuffle", "ChannelSplit", "HardSigmoid", "HardSwish"]
+__all__ = ["ChannelShuffle", "ChannelSplit", "grouped_conv", "HardSigmoid", "HardSwish"]
