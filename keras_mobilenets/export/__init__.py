@@ -10,7 +10,11 @@ Example:
     >>> print(export.op_report(flatbuffer))
 """
 
-from keras_mobilenets.export.int8_rewrite import REWRITES, rewrite_int8_for_xnnpack
+from keras_mobilenets.export.int8_rewrite import (
+    DEFAULT_REWRITES,
+    REWRITES,
+    rewrite_int8_for_xnnpack,
+)
 from keras_mobilenets.export.litert import Latency, LiteRTModel
 from keras_mobilenets.export.report import (
     KERNEL_OPS,
@@ -23,6 +27,7 @@ from keras_mobilenets.export.rewrite import HARD_SWISH_MODES, rewrite_int8_hard_
 from keras_mobilenets.export.tflite import QUANTIZATIONS, to_tflite
 
 __all__ = [
+    "DEFAULT_REWRITES",
     "HARD_SWISH_MODES",
     "KERNEL_OPS",
     "Latency",

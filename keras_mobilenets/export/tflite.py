@@ -27,7 +27,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mobilenets.export import report
-from keras_mobilenets.export.int8_rewrite import REWRITES, rewrite_int8_for_xnnpack
+from keras_mobilenets.export.int8_rewrite import (
+    DEFAULT_REWRITES,
+    REWRITES,
+    rewrite_int8_for_xnnpack,
+)
 from keras_mobilenets.export.rewrite import HARD_SWISH_MODES, rewrite_int8_hard_swish
 
 logger = logging.getLogger(__name__)
@@ -174,7 +178,7 @@ def _tf_keras_converter(model, postprocess=None):
 
 def to_tflite(
     model, path=None, *, quantization=None, representative_data=None, io_dtype=None,
-    int8_hard_swish="int8", postprocess=None, int8_rewrites=REWRITES,
+    int8_hard_swish="int8", postprocess=None, int8_rewrites=DEFAULT_REWRITES,
 ):
     """Converts a Keras model to a TFLite flatbuffer.
 
@@ -204,11 +208,12 @@ def to_tflite(
             ``postprocess`` without int8 kernels run in float (``TFLITE_BUILTINS`` is
             allowed besides ``TFLITE_BUILTINS_INT8``); ``io_dtype`` then applies to the
             inputs only, the outputs keep ``postprocess``'s dtypes.
-        int8_rewrites: With "int8", the rewrites of ``export.int8_rewrite`` to apply (all
-            by default; ``()`` for none): channel shuffles folded into the preceding 1x1
-            convolution ("shuffle"), grouped 1x1 convolutions written dense ("grouped"),
-            AVERAGE_POOL_2D as DEPTHWISE_CONV_2D ("average_pool"), standalone RELU as
-            ADD with a fused RELU ("relu"): int8 ops XNNPACK runs slowly or not at all.
+        int8_rewrites: With "int8", the rewrites of ``export.int8_rewrite`` to apply
+            (``()`` for none): channel shuffles folded into the preceding 1x1
+            convolution ("shuffle"), AVERAGE_POOL_2D as DEPTHWISE_CONV_2D
+            ("average_pool"), standalone RELU as ADD with a fused RELU ("relu"), all three
+            by default; grouped 1x1 convolutions written dense ("grouped", opt-in: a bit
+            faster, much larger). They replace int8 ops XNNPACK runs slowly or not at all.
 
     After conversion, when ai-edge-litert is installed, the file is loaded once in its
     interpreter and ONE warning lists the ops that XNNPACK will not delegate (see

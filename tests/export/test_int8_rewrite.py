@@ -62,7 +62,10 @@ def test_rewritten_int8_shufflenet_runs_whole_on_xnnpack_with_the_same_outputs(s
     ops = export.op_histogram(rewritten)
     assert not {"TRANSPOSE", "RESHAPE", "AVERAGE_POOL_2D", "RELU"} & set(ops)
     assert ops["CONV_2D"] == 33 and ops["DEPTHWISE_CONV_2D"] == 16 + 3
-    assert not _grouped_convs(rewritten) and len(_grouped_convs(shufflenet["plain"])) == 31
+    # The 15 expand convolutions followed by a shuffle are dense now; the 16 projections
+    # stay grouped (densifying them is opt-in).
+    assert len(_grouped_convs(shufflenet["plain"])) == 31
+    assert len(_grouped_convs(rewritten)) == 16
     assert export.non_delegated_ops(rewritten) == []
     assert export.op_report(rewritten).endswith("XNNPACK delegates every op.")
     images = _images(batch=4, seed=7)
@@ -87,7 +90,15 @@ def test_each_rewrite_alone_and_counts(shufflenet):
         _, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=(name,))
         assert counts == {name: count}
     _, counts = export.rewrite_int8_for_xnnpack(plain)
+    assert counts == {"shuffle": 15, "average_pool": 3, "relu": 3}
+    everything, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=export.REWRITES)
     assert counts == {"shuffle": 15, "grouped": 16, "average_pool": 3, "relu": 3}
+    assert not _grouped_convs(everything)
+    assert export.non_delegated_ops(everything) == []
+    images = _images(batch=2, seed=8)
+    np.testing.assert_array_equal(export.LiteRTModel(everything).predict(images),
+                                  export.LiteRTModel(export.rewrite_int8_for_xnnpack(plain)[0])
+                                  .predict(images))
     with pytest.raises(ValueError, match=r"`rewrites` must be a collection of"):
         export.rewrite_int8_for_xnnpack(plain, rewrites=("transpose",))
     with pytest.raises(ValueError, match=r"`int8_rewrites` must be a collection of"):
