@@ -19,9 +19,10 @@ How (all exact up to int8 rounding; ``benchmarks/tflite_latency.py`` measures th
   grouped one at ShuffleNet's widths despite g times the multiply-adds (small groups leave
   its int8 kernels mostly requantizing), but in whole models the gain is a few percent for
   a much larger file.
-- ``average_pools_as_depthwise``: an int8 AVERAGE_POOL_2D with "VALID" padding is a
-  DEPTHWISE_CONV_2D whose weights are all ``1 / (rows * cols)`` (int8 127, scale
-  ``1 / (127 * rows * cols)``, zero bias).
+- ``average_pools_as_depthwise``: an int8 AVERAGE_POOL_2D with "VALID" padding and a
+  window of at most ``MAX_POOL_AREA`` pixels is a DEPTHWISE_CONV_2D whose weights are all
+  ``1 / (rows * cols)`` (int8 127, scale ``1 / (127 * rows * cols)``, zero bias). Larger
+  windows (e.g. LR-ASPP's pooled gate) are left alone.
 - ``relus_as_adds``: a standalone int8 RELU is an ADD of zero with a fused RELU.
 
 Example:
@@ -39,6 +40,8 @@ REWRITES = ("shuffle", "grouped", "average_pool", "relu")
 # "grouped" is left out by default: measured on ShuffleNet 1.0x g=8 (224, 1 thread) it saves
 # 3% of the time (12.3 -> 11.9 ms) for a 54% larger file (5.8 -> 9.0 MB).
 DEFAULT_REWRITES = ("shuffle", "average_pool", "relu")
+# Largest AVERAGE_POOL_2D window (rows * cols) written as a depthwise convolution.
+MAX_POOL_AREA = 25
 
 
 class _Model:
@@ -229,7 +232,10 @@ def average_pools_as_depthwise(m):
             continue
         pool = operator.builtinOptions
         x = m.tensor(operator.inputs[0])
-        if pool.padding != schema.Padding.VALID or x.quantization is None:
+        area = pool.filterHeight * pool.filterWidth
+        if pool.padding != schema.Padding.VALID or x.quantization is None or (
+            area > MAX_POOL_AREA
+        ):
             continue
         rows, cols, channels = pool.filterHeight, pool.filterWidth, x.shape[-1]
         weight_scale = 1.0 / (127.0 * rows * cols)

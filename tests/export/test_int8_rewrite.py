@@ -133,3 +133,23 @@ def test_to_tflite_logs_one_warning_listing_non_delegated_ops(shufflenet, caplog
         export.to_tflite(model, quantization="int8", representative_data=data)
         export.to_tflite(model)
     assert not [r for r in caplog.records if r.name == logger]
+
+
+def test_large_average_pools_are_left_alone():
+    inputs = keras.Input((16, 16, 4))
+    small = keras.layers.AveragePooling2D(3, strides=2, name="small")(inputs)  # 7x7
+    large = keras.layers.AveragePooling2D(6, strides=2, name="large")(inputs)  # 6x6
+    x = keras.layers.Concatenate(name="concat")(
+        [keras.layers.Cropping2D(((0, 1), (0, 1)), name="crop")(small), large]
+    )
+    model = keras.Model(inputs, x)
+    data = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 4)).astype("float32")
+    plain = export.to_tflite(model, quantization="int8", representative_data=data,
+                             int8_rewrites=())
+    rewritten, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=("average_pool",))
+    assert counts == {"average_pool": 1}
+    ops = export.op_histogram(rewritten)
+    assert ops["AVERAGE_POOL_2D"] == 1 and ops["DEPTHWISE_CONV_2D"] == 1
+    step = export.LiteRTModel(plain).output_details[0]["quantization"][0]
+    np.testing.assert_allclose(export.LiteRTModel(rewritten).predict(data),
+                               export.LiteRTModel(plain).predict(data), atol=1.01 * step)
