@@ -134,8 +134,7 @@ def non_delegated_ops(model_or_bytes, num_threads=1):
         ImportError: If ai-edge-litert is not installed.
 
     Example:
-        >>> [row["op"] for row in non_delegated_ops(int8_bytes)]
-        ['SOFTMAX']
+        >>> ops = [row["op"] for row in non_delegated_ops(int8_bytes)]  # e.g. SOFTMAX
     """
     interpreter_module = import_litert("interpreter")
     interpreter = interpreter_module.Interpreter(
