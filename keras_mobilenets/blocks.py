@@ -6,12 +6,12 @@ names all come from its spec row and the resolved name dict (see ``specs.BlockNa
 
 import keras
 
-from keras_mobilenets.layers import grouped_conv
 from keras_mobilenets.layers import (
     ChannelShuffle,
     ChannelSplit,
     HardSigmoid,
     HardSwish,
+    grouped_conv,
 )
 from keras_mobilenets.specs import make_divisible
 
