@@ -6,7 +6,13 @@ names all come from its spec row and the resolved name dict (see ``specs.BlockNa
 
 import keras
 
-from keras_mobilenets.layers import ChannelShuffle, ChannelSplit, HardSigmoid, HardSwish
+from keras_mobilenets.layers import (
+    ChannelShuffle,
+    ChannelSplit,
+    HardSigmoid,
+    HardSwish,
+    grouped_conv,
+)
 from keras_mobilenets.specs import make_divisible
 
 
@@ -144,8 +150,14 @@ def _symmetric_depthwise(x, kernel, stride, dilation, pad_name, name):
 
 
 def _pointwise(x, filters, names, key, bn, groups=1):
-    """1x1 (grouped) convolution + batch norm, layers ``names[key]`` and ``names[key_bn]``."""
-    x = keras.layers.Conv2D(filters, 1, groups=groups, use_bias=False, name=names[key])(x)
+    """1x1 (grouped) convolution + batch norm, layers ``names[key]`` and ``names[key_bn]``.
+
+    A grouped one is a ``layers.grouped_conv.Conv2D`` (keras' Conv2D with TensorFlow's
+    native grouped kernel: same weights, trains at the cost of its multiply-adds on CPUs);
+    an ungrouped one stays a plain ``keras.layers.Conv2D``.
+    """
+    conv = grouped_conv.Conv2D if groups > 1 else keras.layers.Conv2D
+    x = conv(filters, 1, groups=groups, use_bias=False, name=names[key])(x)
     return batch_norm(bn, names[f"{key}_bn"])(x)
 
 

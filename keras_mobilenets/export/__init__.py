@@ -10,20 +10,35 @@ Example:
     >>> print(export.op_report(flatbuffer))
 """
 
+from keras_mobilenets.export.int8_rewrite import (
+    DEFAULT_REWRITES,
+    REWRITES,
+    rewrite_int8_for_xnnpack,
+)
 from keras_mobilenets.export.litert import Latency, LiteRTModel
-from keras_mobilenets.export.report import KERNEL_OPS, op_histogram, op_report, op_tensor_types
+from keras_mobilenets.export.report import (
+    KERNEL_OPS,
+    non_delegated_ops,
+    op_histogram,
+    op_report,
+    op_tensor_types,
+)
 from keras_mobilenets.export.rewrite import HARD_SWISH_MODES, rewrite_int8_hard_swish
 from keras_mobilenets.export.tflite import QUANTIZATIONS, to_tflite
 
 __all__ = [
+    "DEFAULT_REWRITES",
     "HARD_SWISH_MODES",
     "KERNEL_OPS",
     "Latency",
     "LiteRTModel",
     "QUANTIZATIONS",
+    "REWRITES",
+    "non_delegated_ops",
     "op_histogram",
     "op_report",
     "op_tensor_types",
+    "rewrite_int8_for_xnnpack",
     "rewrite_int8_hard_swish",
     "to_tflite",
 ]

@@ -1,12 +1,17 @@
 """Reading a TFLite flatbuffer: op histogram, tensor dtypes of the kernels, a text report.
 
 The file is parsed with LiteRT's flatbuffer schema (``ai_edge_litert.tools.flatbuffer_utils``),
-so nothing is executed and the answer is the graph as written by the converter (what a
-delegate later does with it is a runtime matter).
+so nothing is executed and the answer is the graph as written by the converter.
+``non_delegated_ops`` is the runtime side: it loads the file in LiteRT's interpreter, which
+hands every op it can to XNNPACK (its CPU delegate), and lists the ops left to the builtin
+kernels; those are usually much slower (int8 HARD_SWISH, AVERAGE_POOL_2D, RELU, ...) and
+each one cuts the delegated graph in two.
 """
 
 import collections
 import os
+
+import numpy as np
 
 from keras_mobilenets.export._litert import import_litert
 
@@ -108,6 +113,76 @@ def op_tensor_types(model_or_bytes, ops=KERNEL_OPS):
     return rows
 
 
+def non_delegated_ops(model_or_bytes, num_threads=1):
+    """The ops of a file that LiteRT's XNNPACK delegate does not take, in graph order.
+
+    The file is loaded in ``ai_edge_litert``'s interpreter (which applies XNNPACK by
+    default); each delegated partition shows up there as one DELEGATE node whose inputs
+    and outputs bound it. An op is delegated when it lies inside such a partition (it is
+    reached walking back from the partition's outputs without crossing its inputs).
+
+    Args:
+        model_or_bytes: TFLite bytes, a .tflite path, a ``LiteRTModel`` or a Keras model
+            (converted to float32 first).
+        num_threads: Interpreter threads (does not change what is delegated).
+
+    Returns:
+        A list of dicts with keys ``index``, ``op`` and ``dtype`` (the numpy name of the
+        op's first input, e.g. "int8"), empty when XNNPACK runs the whole graph.
+
+    Raises:
+        ImportError: If ai-edge-litert is not installed.
+
+    Example:
+        >>> ops = [row["op"] for row in non_delegated_ops(int8_bytes)]  # e.g. SOFTMAX
+    """
+    interpreter_module = import_litert("interpreter")
+    interpreter = interpreter_module.Interpreter(
+        model_content=_model_bytes(model_or_bytes), num_threads=num_threads
+    )
+    interpreter.allocate_tensors()
+    # The interpreter's node list (a private but long-standing API): the file's ops, then
+    # one DELEGATE node per delegated partition.
+    nodes = interpreter._get_ops_details()
+    producer = {}
+    for node in nodes:
+        if node["op_name"] != "DELEGATE":
+            for tensor in node["outputs"]:
+                producer[int(tensor)] = node["index"]
+    delegated = set()
+    for node in nodes:
+        if node["op_name"] != "DELEGATE":
+            continue
+        boundary = {int(t) for t in node["inputs"]}
+        stack, seen = [int(t) for t in node["outputs"]], set()
+        while stack:
+            tensor = stack.pop()
+            if tensor in seen or tensor in boundary or tensor not in producer:
+                continue
+            seen.add(tensor)
+            delegated.add(producer[tensor])
+            stack.extend(int(t) for t in nodes[producer[tensor]]["inputs"] if t >= 0)
+    rows = []
+    for node in nodes:
+        if node["op_name"] == "DELEGATE" or node["index"] in delegated:
+            continue
+        types = node.get("operand_types") or [None]
+        dtype = None if types[0] is None else np.dtype(types[0]).name
+        rows.append({"index": node["index"], "op": node["op_name"], "dtype": dtype})
+    return rows
+
+
+def summarize_non_delegated(rows):
+    """One line naming the ops of ``non_delegated_ops``, e.g. "RELU x3 (int8), SOFTMAX x1 (int8)".
+
+    Example:
+        >>> summarize_non_delegated([{"index": 7, "op": "RELU", "dtype": "int8"}])
+        'RELU x1 (int8)'
+    """
+    counts = collections.Counter((row["op"], row["dtype"]) for row in rows)
+    return ", ".join(f"{op} x{n} ({dtype})" for (op, dtype), n in sorted(counts.items()))
+
+
 def op_report(model_or_bytes):
     """A text table of op counts and the dtypes each op runs in.
 
@@ -117,7 +192,9 @@ def op_report(model_or_bytes):
 
     Returns:
         A multi-line string: the file size, then one line per op name with its count and
-        the dtype combinations seen (``input/weights -> output``).
+        the dtype combinations seen (``input/weights -> output``), then the ops XNNPACK
+        does not delegate (see ``non_delegated_ops``; left out when ai-edge-litert's
+        interpreter is not installed).
 
     Example:
         >>> print(op_report(to_tflite(model, quantization="int8", representative_data=x)))
@@ -134,4 +211,12 @@ def op_report(model_or_bytes):
     for name, count in counts.most_common():
         combos = ", ".join(f"{combo} x{n}" for combo, n in dtypes[name].most_common())
         lines.append(f"  {name:<{width}} {count:>4}  {combos}")
+    try:
+        slow = non_delegated_ops(content)
+    except ImportError:
+        return "\n".join(lines)
+    if slow:
+        lines.append(f"Not delegated to XNNPACK (builtin kernels): {summarize_non_delegated(slow)}")
+    else:
+        lines.append("XNNPACK delegates every op.")
     return "\n".join(lines)

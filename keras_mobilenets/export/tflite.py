@@ -26,6 +26,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_mobilenets.export import report
+from keras_mobilenets.export.int8_rewrite import (
+    DEFAULT_REWRITES,
+    REWRITES,
+    rewrite_int8_for_xnnpack,
+)
 from keras_mobilenets.export.rewrite import HARD_SWISH_MODES, rewrite_int8_hard_swish
 
 logger = logging.getLogger(__name__)
@@ -33,6 +39,21 @@ logger = logging.getLogger(__name__)
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 _IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
 _QAT_LAYER_CLASSES = ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2")
+
+
+def _warn_non_delegated(flatbuffer):
+    """Logs one warning listing the ops XNNPACK will not delegate (none: no warning)."""
+    try:
+        slow = report.non_delegated_ops(flatbuffer)
+    except ImportError:
+        logger.debug("ai-edge-litert is not installed: ops XNNPACK delegates not checked.")
+        return
+    if slow:
+        logger.warning(
+            "%d op(s) of this TFLite file will not be delegated to XNNPACK and run on "
+            "LiteRT's slower builtin kernels: %s (see keras_mobilenets.export.op_report).",
+            len(slow), report.summarize_non_delegated(slow),
+        )
 
 
 def _is_tf_keras_model(model):
@@ -157,7 +178,7 @@ def _tf_keras_converter(model, postprocess=None):
 
 def to_tflite(
     model, path=None, *, quantization=None, representative_data=None, io_dtype=None,
-    int8_hard_swish="int8", postprocess=None,
+    int8_hard_swish="int8", postprocess=None, int8_rewrites=DEFAULT_REWRITES,
 ):
     """Converts a Keras model to a TFLite flatbuffer.
 
@@ -187,6 +208,16 @@ def to_tflite(
             ``postprocess`` without int8 kernels run in float (``TFLITE_BUILTINS`` is
             allowed besides ``TFLITE_BUILTINS_INT8``); ``io_dtype`` then applies to the
             inputs only, the outputs keep ``postprocess``'s dtypes.
+        int8_rewrites: With "int8", the rewrites of ``export.int8_rewrite`` to apply
+            (``()`` for none): channel shuffles folded into the preceding 1x1
+            convolution ("shuffle"), AVERAGE_POOL_2D as DEPTHWISE_CONV_2D
+            ("average_pool"), standalone RELU as ADD with a fused RELU ("relu"), all three
+            by default; grouped 1x1 convolutions written dense ("grouped", opt-in: a bit
+            faster, much larger). They replace int8 ops XNNPACK runs slowly or not at all.
+
+    After conversion, when ai-edge-litert is installed, the file is loaded once in its
+    interpreter and ONE warning lists the ops that XNNPACK will not delegate (see
+    ``export.op_report``), if any: they run on slower builtin kernels.
 
     Returns:
         The TFLite flatbuffer as ``bytes``.
@@ -207,6 +238,10 @@ def to_tflite(
     if int8_hard_swish not in HARD_SWISH_MODES:
         raise ValueError(
             f"`int8_hard_swish` must be one of {HARD_SWISH_MODES}, got {int8_hard_swish!r}."
+        )
+    if isinstance(int8_rewrites, str) or not all(r in REWRITES for r in int8_rewrites):
+        raise ValueError(
+            f"`int8_rewrites` must be a collection of {REWRITES}, got {int8_rewrites!r}."
         )
     io_type = _check_io_dtype(io_dtype, quantization)
     tf_keras_model = _is_tf_keras_model(model)
@@ -259,6 +294,11 @@ def to_tflite(
         flatbuffer, counts = rewrite_int8_hard_swish(flatbuffer, int8_hard_swish)
         if any(counts.values()):
             logger.info("Rewrote int8 HARD_SWISH ops: %s", counts)
+    if quantization == "int8" and int8_rewrites:
+        flatbuffer, counts = rewrite_int8_for_xnnpack(flatbuffer, int8_rewrites)
+        if any(counts.values()):
+            logger.info("Rewrote int8 ops for XNNPACK: %s", counts)
+    _warn_non_delegated(flatbuffer)
 
     if path is not None:
         directory = os.path.dirname(os.fspath(path))

@@ -1,7 +1,8 @@
 """Small registered custom layers."""
 
+from keras_mobilenets.layers import grouped_conv
 from keras_mobilenets.layers.activations import HardSigmoid, HardSwish
 from keras_mobilenets.layers.channel_shuffle import ChannelShuffle
 from keras_mobilenets.layers.channel_split import ChannelSplit
 
-__all__ = ["ChannelShuffle", "ChannelSplit", "HardSigmoid", "HardSwish"]
+__all__ = ["ChannelShuffle", "ChannelSplit", "grouped_conv", "HardSigmoid", "HardSwish"]

@@ -35,6 +35,8 @@ _TWINS = {
     **{getattr(km_layers, name): getattr(twin_layers, name) for name in _OURS},
     # Rescaling needs a quantization point between its multiply and add (see layers.py).
     keras.layers.Rescaling: twin_layers.QATRescaling,
+    # keras_mobilenets' Conv2D: keras' Conv2D (same config, weights) with a faster kernel.
+    km_layers.grouped_conv.Conv2D: tf_keras.layers.Conv2D,
 }
 SUPPORTED_LAYERS = tuple(sorted(_STANDARD + _OURS))
 

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 import keras_mobilenets
-from keras_mobilenets import ChannelShuffle, ShuffleNet, ShuffleNetV2, profiling, zoo
+from keras_mobilenets import (
+    ChannelShuffle,
+    ShuffleNet,
+    ShuffleNetV2,
+    profiling,
+    zoo,
+)
+from keras_mobilenets.layers.grouped_conv import Conv2D as GroupedConv2D
 from keras_mobilenets.models import shufflenet
 from tests import helpers
 
@@ -120,6 +127,9 @@ def test_every_shuffle_is_a_channel_shuffle_layer():
     assert v1.get_layer("stage2_1_expand").groups == 1
     assert v1.get_layer("stage2_2_expand").groups == 4
     assert v1.get_layer("stage3_1_project").groups == 4
+    # Grouped 1x1 convolutions use keras_mobilenets' Conv2D (fast gradient).
+    assert type(v1.get_layer("stage2_1_expand")) is keras.layers.Conv2D
+    assert type(v1.get_layer("stage2_2_expand")) is GroupedConv2D
     g1 = ShuffleNet(groups=1, scale=0.25, include_top=False, input_shape=(32, 32, 3))
     assert not shuffles(g1)
     for model in (v1, v2, g1):
@@ -160,12 +170,9 @@ def test_include_preprocessing_equals_preprocess_input():
     )
 
 
-# groups=1 for V1: TensorFlow's CPU kernel for the gradient of a grouped convolution
-# takes ~0.45 s per call however small the tensor (40x an ungrouped one), so a grouped
-# V1 would cost ~15 s per step here; its forward pass is tested above.
 @pytest.mark.parametrize(
     "builder, kwargs",
-    [(ShuffleNet, {"groups": 1, "scale": 0.25}), (ShuffleNetV2, {"scale": 0.5})],
+    [(ShuffleNet, {"groups": 3, "scale": 0.25}), (ShuffleNetV2, {"scale": 0.5})],
 )
 def test_training_steps_reduce_loss(builder, kwargs):
     rng = np.random.default_rng(0)
@@ -233,3 +240,46 @@ def test_zoo_lists_both_families():
     builders = {variant.builder for variant in zoo.VARIANTS}
     assert {"ShuffleNet", "ShuffleNetV2"} <= builders
     assert zoo.get("shufflenet_g3_1.0").macs_millions == 140
+
+
+def _with_conv2d_layers(model):
+    """``model`` as the builders made it before: keras.layers.Conv2D for grouped convolutions."""
+    def clone(layer):
+        if isinstance(layer, GroupedConv2D):
+            return keras.layers.Conv2D.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    old = keras.models.clone_model(model, clone_function=clone)
+    assert not any(isinstance(layer, GroupedConv2D) for layer in old.layers)
+    return old
+
+
+def test_weights_saved_with_grouped_conv2d_layers_load(tmp_path):
+    kwargs = dict(groups=3, scale=0.25, input_shape=(64, 64, 3), classes=3)
+    old = _with_conv2d_layers(ShuffleNet(**kwargs))
+    helpers.randomize_batch_norm(old)
+    rng = np.random.default_rng(4)
+    old.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") if w.ndim == 4 else w
+                     for w in old.get_weights()])
+    path = str(tmp_path / "before.weights.h5")
+    old.save_weights(path)
+    model = ShuffleNet(weights=path, **kwargs)
+    direct = ShuffleNet(**kwargs)
+    direct.load_weights(path)  # Keras' own loader, too
+    assert [layer.name for layer in model.layers] == [layer.name for layer in old.layers]
+    images = helpers.random_images((64, 64, 3))
+    np.testing.assert_allclose(
+        model(images, training=False), old(images, training=False), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        direct(images, training=False), old(images, training=False), rtol=1e-5, atol=1e-5
+    )
+    assert type(model.get_layer("stage3_2_project")) is GroupedConv2D
+    # ... and back: a file of today's builder loads into Conv2D layers.
+    path = str(tmp_path / "after.weights.h5")
+    model.save_weights(path)
+    back = _with_conv2d_layers(ShuffleNet(**kwargs))
+    back.load_weights(path)
+    np.testing.assert_allclose(
+        back(images, training=False), old(images, training=False), rtol=1e-5, atol=1e-5
+    )

@@ -117,6 +117,10 @@ def test_qat_trains_and_converts_to_int8(variant):
     assert runner.input_dtype == np.int8
     assert runner.output_details[0]["dtype"] == np.int8
     assert_int8_graph(flatbuffer)
+    if name.startswith("shufflenet_v1"):
+        # Shuffles folded, pools and ReLUs rewritten: XNNPACK takes all but the softmax.
+        assert not {"TRANSPOSE", "AVERAGE_POOL_2D", "RELU"} & set(runner.op_histogram())
+        assert [row["op"] for row in export.non_delegated_ops(flatbuffer)] == ["SOFTMAX"]
     probabilities = runner.predict(batch[:2])
     expected = qat_model(batch[:2], training=False).numpy()
     # int8 softmax output has a step of 1/256; the rest is integer-arithmetic rounding.

@@ -1,0 +1,325 @@
+"""Rewrites of converted int8 files so that XNNPACK runs ShuffleNet V1 whole, and fast.
+
+Why: a full-int8 ShuffleNet V1 ran 1.9-3.3x slower than its float32 file. Its grouped 1x1
+convolutions are slow in XNNPACK's int8 kernels, every channel shuffle costs a
+RESHAPE -> TRANSPOSE -> RESHAPE, and XNNPACK does not delegate int8 AVERAGE_POOL_2D (the
+strided units' shortcut) nor a standalone int8 RELU (after their concatenation), so those
+run on the builtin kernels between delegated pieces (``export.op_report`` lists them).
+
+How (all exact up to int8 rounding; ``benchmarks/tflite_latency.py`` measures the result):
+
+- ``fold_channel_shuffles``: a CONV_2D whose output only feeds a channel shuffle
+  (RESHAPE to ``(..., g, n)``, TRANSPOSE of the last two axes, RESHAPE back) becomes one
+  CONV_2D writing the shuffled channels directly: its output channels (filter rows, bias,
+  per-channel scales) are permuted, and a grouped filter is written out as the equivalent
+  dense one, zeros outside the diagonal blocks (zeros quantize exactly; each output
+  channel keeps its scale).
+- ``densify_grouped_convs`` (not by default): every other int8 grouped CONV_2D becomes
+  the same dense convolution. XNNPACK's int8 dense 1x1 convolution is faster than its
+  grouped one at ShuffleNet's widths despite g times the multiply-adds (small groups leave
+  its int8 kernels mostly requantizing), but in whole models the gain is a few percent for
+  a much larger file.
+- ``average_pools_as_depthwise``: an int8 AVERAGE_POOL_2D with "VALID" padding and a
+  window of at most ``MAX_POOL_AREA`` pixels is a DEPTHWISE_CONV_2D whose weights are all
+  ``1 / (rows * cols)`` (int8 127, scale ``1 / (127 * rows * cols)``, zero bias). Larger
+  windows (e.g. LR-ASPP's pooled gate) are left alone.
+- ``relus_as_adds``: a standalone int8 RELU is an ADD of zero with a fused RELU.
+
+Example:
+    >>> fast, counts = rewrite_int8_for_xnnpack(int8_bytes)
+    >>> counts
+    {'shuffle': 15, 'average_pool': 3, 'relu': 3}
+"""
+
+import numpy as np
+
+from keras_mobilenets.export._litert import import_litert
+from keras_mobilenets.export.rewrite import _Graph
+
+REWRITES = ("shuffle", "grouped", "average_pool", "relu")
+# "grouped" is left out by default: measured on ShuffleNet 1.0x g=8 (224, 1 thread) it saves
+# 3% of the time (12.3 -> 11.9 ms) for a 54% larger file (5.8 -> 9.0 MB).
+DEFAULT_REWRITES = ("shuffle", "average_pool", "relu")
+# Largest AVERAGE_POOL_2D window (rows * cols) written as a depthwise convolution.
+MAX_POOL_AREA = 25
+
+
+class _Model:
+    """A parsed file with what the rewrites need: tensors, buffers, producers, consumers."""
+
+    def __init__(self, flatbuffer):
+        self.schema = import_litert("schema_py_generated")
+        self.utils = import_litert("tools.flatbuffer_utils")
+        self.model = self.utils.read_model_from_bytearray(bytearray(flatbuffer))
+        self.subgraph = self.model.subgraphs[0]
+        self.graph = _Graph(self.model, self.subgraph, self.schema)
+
+    def builtin(self, operator):
+        code = self.model.operatorCodes[operator.opcodeIndex]
+        return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+    def is_op(self, operator, name):
+        return self.builtin(operator) == getattr(self.schema.BuiltinOperator, name)
+
+    def tensor(self, index):
+        return self.subgraph.tensors[index]
+
+    def consumers(self):
+        found = {}
+        for operator in self.subgraph.operators:
+            for index in operator.inputs:
+                if index >= 0:
+                    found.setdefault(index, []).append(operator)
+        return found
+
+    def data(self, index, dtype):
+        tensor = self.tensor(index)
+        raw = self.model.buffers[tensor.buffer].data
+        if raw is None:
+            return None
+        return np.frombuffer(np.asarray(raw, np.uint8).tobytes(), dtype).reshape(tensor.shape)
+
+    def is_int8(self, index):
+        return self.tensor(index).type == self.schema.TensorType.INT8
+
+    def quantization(self, scales, zero_points, dimension):
+        params = self.schema.QuantizationParametersT()
+        params.scale = [float(s) for s in scales]
+        params.zeroPoint = [int(z) for z in zero_points]
+        params.quantizedDimension = int(dimension)
+        return params
+
+    def serialize(self):
+        """The file's bytes, without the data of buffers no op reads any more."""
+        used = {i for op in self.subgraph.operators for i in (*op.inputs, *op.outputs)}
+        used.update(self.subgraph.inputs)
+        used.update(self.subgraph.outputs)
+        live = {self.tensor(i).buffer for i in used if i >= 0}
+        for index, tensor in enumerate(self.subgraph.tensors):
+            if index not in used and tensor.buffer not in live and tensor.buffer > 0:
+                self.model.buffers[tensor.buffer].data = None
+        return bytes(self.utils.convert_object_to_bytearray(self.model))
+
+
+def _same_quantization(a, b):
+    qa, qb = a.quantization, b.quantization
+    return (
+        qa is not None and qb is not None
+        and list(qa.scale) == list(qb.scale) and list(qa.zeroPoint) == list(qb.zeroPoint)
+    )
+
+
+def _grouped_int8_conv(m, operator):
+    """(input channels, groups) of an int8 1x1 CONV_2D, or None if it is anything else."""
+    if not m.is_op(operator, "CONV_2D") or len(operator.inputs) < 2:
+        return None
+    x_index, w_index = operator.inputs[0], operator.inputs[1]
+    if not (m.is_int8(x_index) and m.is_int8(w_index)):
+        return None
+    weights = m.tensor(w_index)
+    if weights.shape is None or list(weights.shape[1:3]) != [1, 1]:
+        return None
+    channels, group_channels = m.tensor(x_index).shape[-1], weights.shape[-1]
+    if m.data(w_index, np.int8) is None or channels % group_channels:
+        return None
+    return channels, channels // group_channels
+
+
+def _shuffle_chain(m, consumers, output):
+    """The (reshape, transpose, reshape) ops of a channel shuffle reading ``output``."""
+    chain, index = [], output
+    for name in ("RESHAPE", "TRANSPOSE", "RESHAPE"):
+        readers = consumers.get(index, [])
+        if len(readers) != 1 or not m.is_op(readers[0], name) or index in m.subgraph.outputs:
+            return None
+        chain.append(readers[0])
+        index = readers[0].outputs[0]
+    split, final = m.tensor(chain[0].outputs[0]), m.tensor(chain[2].outputs[0])
+    perm = m.data(chain[1].inputs[1], np.int32)
+    source = m.tensor(output)
+    if (
+        len(split.shape) != 5 or perm is None or list(perm) != [0, 1, 2, 4, 3]
+        or list(final.shape) != list(source.shape)
+        or list(split.shape[:3]) != list(source.shape[:3])
+        or not _same_quantization(source, final)
+    ):
+        return None
+    return chain, int(split.shape[3])
+
+
+def _dense_conv(m, operator, channels, groups, order):
+    """Rewrites ``operator`` (grouped 1x1 int8 CONV_2D) as dense, output channels ``order``."""
+    x_index, w_index = operator.inputs[0], operator.inputs[1]
+    weights = m.data(w_index, np.int8)
+    filters, group_in = weights.shape[0], weights.shape[-1]
+    dense = np.zeros((filters, 1, 1, channels), np.int8)
+    per_group = filters // groups
+    for o in range(filters):
+        start = (o // per_group) * group_in
+        dense[o, :, :, start:start + group_in] = weights[o]
+    old = m.tensor(w_index)
+    scales = np.asarray(old.quantization.scale)
+    zero_points = np.asarray(old.quantization.zeroPoint)
+    if len(scales) == filters:
+        scales, zero_points = scales[order], zero_points[order]
+    new_weights = m.graph.tensor(
+        f"{_name(old)}/dense", dense.shape, m.schema.TensorType.INT8,
+        m.quantization(scales, zero_points, 0), dense[order],
+    )
+    inputs = [x_index, new_weights]
+    if len(operator.inputs) > 2 and operator.inputs[2] >= 0:
+        bias_index = operator.inputs[2]
+        bias = m.tensor(bias_index)
+        values = m.data(bias_index, np.int32)
+        quant = bias.quantization
+        bias_scales = np.asarray(quant.scale)
+        bias_zeros = np.asarray(quant.zeroPoint)
+        if len(bias_scales) == filters:
+            bias_scales, bias_zeros = bias_scales[order], bias_zeros[order]
+        inputs.append(m.graph.tensor(
+            f"{_name(bias)}/dense", bias.shape, bias.type,
+            m.quantization(bias_scales, bias_zeros, 0), values[order],
+        ))
+    operator.inputs = inputs
+
+
+def _name(tensor):
+    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+
+
+def fold_channel_shuffles(m):
+    """Folds each shuffle that follows an int8 1x1 CONV_2D into it; returns the count."""
+    consumers = m.consumers()
+    removed, count = set(), 0
+    for operator in list(m.subgraph.operators):
+        conv = _grouped_int8_conv(m, operator)
+        if conv is None:
+            continue
+        found = _shuffle_chain(m, consumers, operator.outputs[0])
+        if found is None:
+            continue
+        chain, groups = found
+        filters = m.tensor(operator.outputs[0]).shape[-1]
+        per_group = filters // groups
+        # Shuffled channel a * groups + b is channel b * per_group + a of the conv's output.
+        order = np.array([(p % groups) * per_group + p // groups for p in range(filters)])
+        _dense_conv(m, operator, *conv, order)
+        operator.outputs = [chain[2].outputs[0]]
+        removed.update(id(op) for op in chain)
+        count += 1
+    m.subgraph.operators = [op for op in m.subgraph.operators if id(op) not in removed]
+    return count
+
+
+def densify_grouped_convs(m):
+    """Writes every remaining int8 grouped 1x1 CONV_2D as a dense one; returns the count."""
+    count = 0
+    for operator in m.subgraph.operators:
+        conv = _grouped_int8_conv(m, operator)
+        if conv is None or conv[1] == 1:
+            continue
+        filters = m.tensor(operator.outputs[0]).shape[-1]
+        _dense_conv(m, operator, *conv, np.arange(filters))
+        count += 1
+    return count
+
+
+def average_pools_as_depthwise(m):
+    """Rewrites int8 "VALID" AVERAGE_POOL_2D ops as DEPTHWISE_CONV_2D; returns the count."""
+    schema, count = m.schema, 0
+    for operator in m.subgraph.operators:
+        if not m.is_op(operator, "AVERAGE_POOL_2D") or not m.is_int8(operator.inputs[0]):
+            continue
+        pool = operator.builtinOptions
+        x = m.tensor(operator.inputs[0])
+        area = pool.filterHeight * pool.filterWidth
+        if pool.padding != schema.Padding.VALID or x.quantization is None or (
+            area > MAX_POOL_AREA
+        ):
+            continue
+        rows, cols, channels = pool.filterHeight, pool.filterWidth, x.shape[-1]
+        weight_scale = 1.0 / (127.0 * rows * cols)
+        name = f"{_name(x)}/average_pool"
+        weights = m.graph.tensor(
+            f"{name}/weights", (1, rows, cols, channels), schema.TensorType.INT8,
+            m.quantization([weight_scale] * channels, [0] * channels, 3),
+            np.full((1, rows, cols, channels), 127, np.int8),
+        )
+        bias_scale = x.quantization.scale[0] * weight_scale
+        bias = m.graph.tensor(
+            f"{name}/bias", (channels,), schema.TensorType.INT32,
+            m.quantization([bias_scale] * channels, [0] * channels, 0),
+            np.zeros(channels, np.int32),
+        )
+        options = schema.DepthwiseConv2DOptionsT()
+        options.padding, options.strideH, options.strideW = pool.padding, pool.strideH, pool.strideW
+        options.depthMultiplier, options.dilationHFactor, options.dilationWFactor = 1, 1, 1
+        options.fusedActivationFunction = pool.fusedActivationFunction
+        operator.opcodeIndex = m.graph.opcode(schema.BuiltinOperator.DEPTHWISE_CONV_2D, 3)
+        operator.inputs = [operator.inputs[0], weights, bias]
+        operator.builtinOptionsType = schema.BuiltinOptions.DepthwiseConv2DOptions
+        operator.builtinOptions = options
+        count += 1
+    return count
+
+
+def relus_as_adds(m):
+    """Rewrites standalone int8 RELU ops as ADD(x, 0) with a fused RELU; returns the count."""
+    schema, count = m.schema, 0
+    for operator in m.subgraph.operators:
+        if not m.is_op(operator, "RELU") or not m.is_int8(operator.inputs[0]):
+            continue
+        x = m.tensor(operator.inputs[0])
+        zero = m.graph.tensor(
+            f"{_name(x)}/zero", [], schema.TensorType.INT8,
+            m.quantization([x.quantization.scale[0]], [0], 0), np.array([0], np.int8),
+        )
+        added = m.graph.op(schema.BuiltinOperator.ADD, 2, [operator.inputs[0], zero],
+                           operator.outputs, "AddOptions", schema.ActivationFunctionType.RELU)
+        operator.opcodeIndex, operator.inputs = added.opcodeIndex, added.inputs
+        operator.builtinOptionsType = added.builtinOptionsType
+        operator.builtinOptions = added.builtinOptions
+        count += 1
+    return count
+
+
+_STEPS = {
+    "shuffle": fold_channel_shuffles,
+    "grouped": densify_grouped_convs,
+    "average_pool": average_pools_as_depthwise,
+    "relu": relus_as_adds,
+}
+
+
+def rewrite_int8_for_xnnpack(flatbuffer, rewrites=DEFAULT_REWRITES):
+    """Applies the int8 rewrites of this module to a TFLite file.
+
+    Float ops are left as they are, so a float file comes back unchanged.
+
+    Args:
+        flatbuffer: The TFLite file as bytes.
+        rewrites: Which rewrites to apply, a subset of ``REWRITES``: "shuffle"
+            (``fold_channel_shuffles``), "grouped" (``densify_grouped_convs``),
+            "average_pool" and "relu"; by default ``DEFAULT_REWRITES`` (all but
+            "grouped").
+
+    Returns:
+        ``(new_flatbuffer, counts)``: the rewritten bytes and how many ops each rewrite
+        changed, e.g. ``{"shuffle": 15, "average_pool": 3, "relu": 3}``.
+
+    Raises:
+        ValueError: If ``rewrites`` names an unknown rewrite.
+
+    Example:
+        >>> fast, counts = rewrite_int8_for_xnnpack(int8_bytes, rewrites=("shuffle",))
+    """
+    unknown = [name for name in rewrites if name not in REWRITES]
+    if isinstance(rewrites, str) or unknown:
+        raise ValueError(
+            f"`rewrites` must be a collection of {REWRITES}, got {rewrites!r}."
+        )
+    m = _Model(flatbuffer)
+    counts = {name: _STEPS[name](m) for name in REWRITES if name in rewrites}
+    if not any(counts.values()):
+        return bytes(flatbuffer), counts
+    return m.serialize(), counts

@@ -1,0 +1,155 @@
+"""int8 rewrites for XNNPACK (ShuffleNet V1) and the report of ops XNNPACK does not take."""
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+
+import keras_mobilenets as km
+from keras_mobilenets import export
+from keras_mobilenets.training import reestimate_batch_norm
+from tests.helpers import random_images
+
+pytest.importorskip("ai_edge_litert")
+
+SHAPE = (64, 64, 3)
+
+
+def _images(batch=8, seed=0):
+    return random_images(SHAPE, batch=batch, seed=seed, low=-1.0, high=1.0)
+
+
+@pytest.fixture(scope="module")
+def shufflenet():
+    """ShuffleNet 0.25x g=3 (logits) with realistic BN statistics; int8 files with and
+    without the rewrites (built once)."""
+    model = km.ShuffleNet(groups=3, scale=0.25, input_shape=SHAPE, classes=10,
+                          classifier_activation=None)
+    reestimate_batch_norm(model, _images(seed=5))
+    data = _images(batch=16, seed=6)
+    return {
+        "model": model,
+        "plain": export.to_tflite(model, quantization="int8", representative_data=data,
+                                  int8_rewrites=()),
+        "rewritten": export.to_tflite(model, quantization="int8", representative_data=data),
+    }
+
+
+def _grouped_convs(flatbuffer):
+    runner = export.LiteRTModel(flatbuffer)
+    details = runner._interpreter._get_ops_details()
+    tensors = {t["index"]: t["shape"] for t in runner._interpreter.get_tensor_details()}
+    return [op for op in details if op["op_name"] == "CONV_2D"
+            and tensors[op["inputs"][0]][-1] != tensors[op["inputs"][1]][-1]]
+
+
+def test_plain_int8_shufflenet_has_ops_xnnpack_does_not_take(shufflenet):
+    ops = export.op_histogram(shufflenet["plain"])
+    assert ops["TRANSPOSE"] == 15 and ops["RESHAPE"] == 30 and ops["AVERAGE_POOL_2D"] == 3
+    slow = export.non_delegated_ops(shufflenet["plain"])
+    assert sorted({(row["op"], row["dtype"]) for row in slow}) == [
+        ("AVERAGE_POOL_2D", "int8"), ("RELU", "int8")
+    ]
+    assert len(slow) == 6
+    report = export.op_report(shufflenet["plain"])
+    assert ("Not delegated to XNNPACK (builtin kernels): AVERAGE_POOL_2D x3 (int8), "
+            "RELU x3 (int8)") in report
+
+
+def test_rewritten_int8_shufflenet_runs_whole_on_xnnpack_with_the_same_outputs(shufflenet):
+    rewritten = shufflenet["rewritten"]
+    ops = export.op_histogram(rewritten)
+    assert not {"TRANSPOSE", "RESHAPE", "AVERAGE_POOL_2D", "RELU"} & set(ops)
+    assert ops["CONV_2D"] == 33 and ops["DEPTHWISE_CONV_2D"] == 16 + 3
+    # The 15 expand convolutions followed by a shuffle are dense now; the 16 projections
+    # stay grouped (densifying them is opt-in).
+    assert len(_grouped_convs(shufflenet["plain"])) == 31
+    assert len(_grouped_convs(rewritten)) == 16
+    assert export.non_delegated_ops(rewritten) == []
+    assert export.op_report(rewritten).endswith("XNNPACK delegates every op.")
+    images = _images(batch=4, seed=7)
+    plain = export.LiteRTModel(shufflenet["plain"]).predict(images)
+    actual = export.LiteRTModel(rewritten).predict(images)
+    # The same integer arithmetic: the 1/9 of the average pool as a depthwise convolution
+    # may round one step differently, nothing else changes.
+    step = export.LiteRTModel(rewritten).output_details[0]["quantization"][0]
+    np.testing.assert_allclose(actual, plain, atol=2 * step)
+    expected = shufflenet["model"].predict(images, verbose=0).ravel()
+    # As close to the float model as the unrewritten file (random weights, 16 calibration
+    # images: ~0.93 either way).
+    correlation = np.corrcoef(actual.ravel(), expected)[0, 1]
+    assert correlation > 0.85
+    assert correlation > np.corrcoef(plain.ravel(), expected)[0, 1] - 0.01
+
+
+def test_each_rewrite_alone_and_counts(shufflenet):
+    plain = shufflenet["plain"]
+    expected = {"shuffle": 15, "grouped": 31, "average_pool": 3, "relu": 3}
+    for name, count in expected.items():
+        _, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=(name,))
+        assert counts == {name: count}
+    _, counts = export.rewrite_int8_for_xnnpack(plain)
+    assert counts == {"shuffle": 15, "average_pool": 3, "relu": 3}
+    everything, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=export.REWRITES)
+    assert counts == {"shuffle": 15, "grouped": 16, "average_pool": 3, "relu": 3}
+    assert not _grouped_convs(everything)
+    assert export.non_delegated_ops(everything) == []
+    images = _images(batch=2, seed=8)
+    np.testing.assert_array_equal(export.LiteRTModel(everything).predict(images),
+                                  export.LiteRTModel(export.rewrite_int8_for_xnnpack(plain)[0])
+                                  .predict(images))
+    with pytest.raises(ValueError, match=r"`rewrites` must be a collection of"):
+        export.rewrite_int8_for_xnnpack(plain, rewrites=("transpose",))
+    with pytest.raises(ValueError, match=r"`int8_rewrites` must be a collection of"):
+        export.to_tflite(shufflenet["model"], int8_rewrites="shuffle")
+
+
+def test_float_files_are_left_alone_and_fully_delegated(shufflenet):
+    float32 = export.to_tflite(shufflenet["model"])
+    assert export.rewrite_int8_for_xnnpack(float32)[0] == float32
+    assert export.non_delegated_ops(float32) == []
+
+
+def test_to_tflite_logs_one_warning_listing_non_delegated_ops(shufflenet, caplog):
+    inputs = keras.Input(SHAPE)
+    x = keras.layers.ZeroPadding2D(1, name="pad")(inputs)
+    pooled = keras.layers.AveragePooling2D(3, strides=2, name="pool")(x)
+    conv = keras.layers.Conv2D(3, 3, strides=2, padding="same", name="conv")(inputs)
+    x = keras.layers.Concatenate(name="concat")([pooled, conv])
+    outputs = keras.layers.ReLU(name="relu")(x)
+    model = keras.Model(inputs, outputs)
+    data = _images(batch=4)
+    logger = "keras_mobilenets.export.tflite"
+    with caplog.at_level(logging.WARNING, logger=logger):
+        export.to_tflite(model, quantization="int8", representative_data=data,
+                         int8_rewrites=())
+    warnings = [r for r in caplog.records if r.name == logger and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "2 op(s)" in warnings[0].getMessage()
+    assert "AVERAGE_POOL_2D x1 (int8), RELU x1 (int8)" in warnings[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=logger):
+        export.to_tflite(model, quantization="int8", representative_data=data)
+        export.to_tflite(model)
+    assert not [r for r in caplog.records if r.name == logger]
+
+
+def test_large_average_pools_are_left_alone():
+    inputs = keras.Input((16, 16, 4))
+    small = keras.layers.AveragePooling2D(3, strides=2, name="small")(inputs)  # 7x7
+    large = keras.layers.AveragePooling2D(6, strides=2, name="large")(inputs)  # 6x6
+    x = keras.layers.Concatenate(name="concat")(
+        [keras.layers.Cropping2D(((0, 1), (0, 1)), name="crop")(small), large]
+    )
+    model = keras.Model(inputs, x)
+    data = np.random.default_rng(0).uniform(-1, 1, (8, 16, 16, 4)).astype("float32")
+    plain = export.to_tflite(model, quantization="int8", representative_data=data,
+                             int8_rewrites=())
+    rewritten, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=("average_pool",))
+    assert counts == {"average_pool": 1}
+    ops = export.op_histogram(rewritten)
+    assert ops["AVERAGE_POOL_2D"] == 1 and ops["DEPTHWISE_CONV_2D"] == 1
+    step = export.LiteRTModel(plain).output_details[0]["quantization"][0]
+    np.testing.assert_allclose(export.LiteRTModel(rewritten).predict(data),
+                               export.LiteRTModel(plain).predict(data), atol=1.01 * step)

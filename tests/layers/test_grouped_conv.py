@@ -1,0 +1,81 @@
+"""GroupedConv2D: Conv2D's numbers and weights, TensorFlow's native grouped kernel."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_mobilenets.layers.grouped_conv import Conv2D as GroupedConv2D
+from tests.helpers import assert_config_round_trip, assert_keras_round_trip
+
+
+def _pair(filters, kernel_size, **kwargs):
+    """A GroupedConv2D and a Conv2D with the same config and weights, built on 12 channels."""
+    ours = GroupedConv2D(filters, kernel_size, **kwargs)
+    ours.build((None, None, None, 12))
+    reference = keras.layers.Conv2D.from_config(ours.get_config())
+    reference.build((None, None, None, 12))
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in ours.get_weights()]
+    ours.set_weights(weights)
+    reference.set_weights(weights)
+    return ours, reference
+
+
+@pytest.mark.parametrize(
+    "filters, kernel_size, kwargs",
+    [
+        (24, 1, {"groups": 3, "use_bias": False}),
+        (16, 1, {"groups": 4, "use_bias": True}),
+        (6, 3, {"groups": 2, "strides": 2, "padding": "same"}),
+        (8, 1, {"groups": 1}),
+    ],
+)
+def test_outputs_and_gradients_equal_grouped_conv2d(filters, kernel_size, kwargs):
+    ours, reference = _pair(filters, kernel_size, **kwargs)
+    x = tf.constant(np.random.default_rng(1).normal(size=(2, 9, 9, 12)).astype("float32"))
+    results = []
+    for layer in (ours, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * y)
+        results.append([y, *tape.gradient(loss, [x, layer.kernel])])
+    for actual, expected in zip(*results):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_pointwise_equals_numpy_formula():
+    ours, _ = _pair(6, 1, groups=3, use_bias=False)
+    x = np.random.default_rng(2).normal(size=(1, 4, 5, 12)).astype("float32")
+    kernel = ours.get_weights()[0][0, 0]  # (12 // 3, 6)
+    expected = np.concatenate(
+        [x[..., 4 * g:4 * (g + 1)] @ kernel[:, 2 * g:2 * (g + 1)] for g in range(3)], axis=-1
+    )
+    np.testing.assert_allclose(ours(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_have_conv2d_shapes_and_names():
+    ours, reference = _pair(24, 1, groups=3, use_bias=False)
+    assert [w.shape for w in ours.weights] == [(1, 1, 4, 24)]
+    assert [w.path.split("/")[-1] for w in ours.weights] == ["kernel"]
+    assert [w.shape for w in reference.weights] == [(1, 1, 4, 24)]
+
+
+def test_config_and_keras_round_trip(tmp_path):
+    layer = GroupedConv2D(12, 1, groups=3, use_bias=False, name="grouped")
+    clone = assert_config_round_trip(layer)
+    assert clone.groups == 3 and clone.name == "grouped"
+    inputs = keras.Input((5, 5, 6))
+    outputs = GroupedConv2D(9, 1, groups=3, name="grouped")(inputs)
+    model = keras.Model(inputs, outputs)
+    data = np.random.default_rng(3).normal(size=(2, 5, 5, 6)).astype("float32")
+    loaded = assert_keras_round_trip(model, data, tmp_path)
+    assert type(loaded.get_layer("grouped")) is GroupedConv2D
+
+
+def test_indivisible_channels_are_a_value_error():
+    with pytest.raises(ValueError, match="groups"):
+        GroupedConv2D(10, 1, groups=3)
+    with pytest.raises(ValueError, match="groups"):
+        GroupedConv2D(9, 1, groups=3)(np.zeros((1, 2, 2, 4), "float32"))
