@@ -127,8 +127,9 @@ def non_delegated_ops(model_or_bytes, num_threads=1):
         num_threads: Interpreter threads (does not change what is delegated).
 
     Returns:
-        A list of dicts with keys ``index``, ``op`` and ``dtype`` (the numpy name of the
-        op's first input, e.g. "int8"), empty when XNNPACK runs the whole graph.
+        A list of dicts with keys ``index``, ``op``, ``dtype`` (the numpy name of the
+        op's first input, e.g. "int8") and ``output`` (whether the op computes only model
+        outputs), empty when XNNPACK runs the whole graph.
 
     Raises:
         ImportError: If ai-edge-litert is not installed.
@@ -162,13 +163,15 @@ def non_delegated_ops(model_or_bytes, num_threads=1):
             seen.add(tensor)
             delegated.add(producer[tensor])
             stack.extend(int(t) for t in nodes[producer[tensor]]["inputs"] if t >= 0)
+    graph_outputs = {int(detail["index"]) for detail in interpreter.get_output_details()}
     rows = []
     for node in nodes:
         if node["op_name"] == "DELEGATE" or node["index"] in delegated:
             continue
         types = node.get("operand_types") or [None]
         dtype = None if types[0] is None else np.dtype(types[0]).name
-        rows.append({"index": node["index"], "op": node["op_name"], "dtype": dtype})
+        rows.append({"index": node["index"], "op": node["op_name"], "dtype": dtype,
+                     "output": all(int(t) in graph_outputs for t in node["outputs"])})
     return rows
 
 

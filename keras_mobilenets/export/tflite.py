@@ -41,6 +41,11 @@ _IO_DTYPES = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
 _QAT_LAYER_CLASSES = ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2")
 
 
+# Ops that cost next to nothing when they only compute a model output (a classifier's
+# final softmax over its logits): listed by op_report, but no reason for a warning.
+_CHEAP_OUTPUT_OPS = ("SOFTMAX", "QUANTIZE", "DEQUANTIZE")
+
+
 def _warn_non_delegated(flatbuffer):
     """Logs one warning listing the ops XNNPACK will not delegate (none: no warning)."""
     try:
@@ -48,6 +53,7 @@ def _warn_non_delegated(flatbuffer):
     except ImportError:
         logger.debug("ai-edge-litert is not installed: ops XNNPACK delegates not checked.")
         return
+    slow = [row for row in slow if not (row["output"] and row["op"] in _CHEAP_OUTPUT_OPS)]
     if slow:
         logger.warning(
             "%d op(s) of this TFLite file will not be delegated to XNNPACK and run on "
