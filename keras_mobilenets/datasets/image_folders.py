@@ -216,8 +216,10 @@ def image_folder_datasets(data_dir, image_size=224, batch_size=32, validation_sp
         validation_split: Fraction of the images held out for validation, in [0, 1);
             0 gives no validation dataset.
         seed: Seed of the split and of the shuffling.
-        scan: The :class:`ImageFolderScan` of ``data_dir`` if made already (None scans).
-        strict: Raise instead of skipping files that cannot be decoded.
+        scan: The :class:`ImageFolderScan` of ``data_dir`` if made already (its skipped
+            files are then the caller's to report); None scans here.
+        strict: Raise instead of skipping files that cannot be decoded (when scanning
+            here).
         verbose: 1 shows the scan's progress bar when standard output is a terminal.
 
     Returns:
@@ -238,13 +240,13 @@ def image_folder_datasets(data_dir, image_size=224, batch_size=32, validation_sp
     _checks.check_bool("strict", strict)
     if scan is None:
         scan = scan_image_folder(data_dir, verbose=verbose)
+        if scan.skipped and strict:
+            raise ValueError(refusal(scan))
+        if scan.skipped:
+            logger.warning("%d file(s) of %s skipped:\n%s", len(scan.skipped), scan.data_dir,
+                           image_files.format_report(scan.skipped, limit=20))
     elif not isinstance(scan, ImageFolderScan):
         raise ValueError(f"`scan` must be None or an ImageFolderScan, got {scan!r}.")
-    if scan.skipped:
-        if strict:
-            raise ValueError(refusal(scan))
-        logger.warning("%d file(s) of %s skipped:\n%s", len(scan.skipped), scan.data_dir,
-                       image_files.format_report(scan.skipped, limit=20))
     (train_paths, train_labels), (val_paths, val_labels) = _split(scan, validation_split, seed)
     train = _dataset(train_paths, train_labels, image_size, batch_size, shuffle_seed=seed)
     validation = None

@@ -174,10 +174,11 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
             ),
         ]
     if library is not keras and verbose:  # one progress-bar style: Keras 3's
-        fit_callbacks.append(_keras_progress(library))
+        fit_callbacks.append(_keras_progress(library, verbose))
         verbose = 0
     history = model.fit(train_data, validation_data=validation_data, epochs=epochs,
-                        callbacks=fit_callbacks, verbose=verbose)
+                        callbacks=fit_callbacks, verbose=verbose,
+                        shuffle=False)  # the datasets shuffle themselves (seeded)
     if output_dir is not None:  # tf_keras' BackupAndRestore leaves its empty folder
         shutil.rmtree(os.path.join(os.fspath(output_dir), "backup", name), ignore_errors=True)
     if batch_norm_images is not None:
@@ -207,7 +208,7 @@ def _fit_phase_as_tf_keras(model, train_data, validation_data, strategy, batch_n
     return result
 
 
-def _keras_progress(library):
+def _keras_progress(library, verbose):
     """A callback of ``library`` that shows Keras 3's progress bars (for tf_keras fits)."""
 
     class KerasProgress(library.callbacks.Callback):
@@ -217,7 +218,7 @@ def _keras_progress(library):
 
         def set_params(self, params):
             super().set_params(params)
-            self.logger.set_params({**params, "verbose": 1})
+            self.logger.set_params({**params, "verbose": verbose})
 
         def on_train_begin(self, logs=None):
             self.logger.on_train_begin(logs)
