@@ -46,6 +46,10 @@ class SkippedFile:
     Attributes:
         path: Path of the file.
         reason: Why it was left out (e.g. ``"cannot decode: image file is truncated"``).
+
+    Example:
+        >>> str(SkippedFile("cats/notes.txt", "not an image file"))
+        'cats/notes.txt: not an image file'
     """
 
     path: str
@@ -141,7 +145,12 @@ def check_image_file(path):
 
 
 def progress_bar(total, verbose, unit_name):
-    """A Keras progress bar on a terminal, a silent one elsewhere (logs, notebooks' files)."""
+    """A Keras progress bar on a terminal, a silent one elsewhere (logs, notebooks' files).
+
+    Example:
+        >>> bar = progress_bar(100, verbose=1, unit_name="file")
+        >>> bar.add(1)
+    """
     import keras
 
     on_terminal = bool(verbose) and hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
@@ -221,6 +230,9 @@ def decode_for_dataset(path):
 
     A file that passed the check but cannot be decoded any more (changed or removed since)
     gives a black 1x1 image and a warning instead of stopping training mid-epoch.
+
+    Example:
+        >>> image = tf.numpy_function(decode_for_dataset, [path], tf.uint8)
     """
     if isinstance(path, bytes):
         path = path.decode()
