@@ -171,8 +171,8 @@ def check_image_files(paths, verbose=0, workers=4):
 
     Example:
         >>> good, skipped = check_image_files(["a.jpg", "broken.jpg"])
-        >>> [str(s) for s in skipped]
-        ['broken.jpg: cannot decode: image file is truncated (20 bytes not processed)']
+        >>> print(skipped[0])
+        broken.jpg: cannot decode: image file is truncated (20 bytes not processed)
     """
     paths = [os.fspath(path) for path in paths]
     bar = progress_bar(len(paths), verbose, "file")

@@ -42,8 +42,9 @@ class PhaseResult:
             its last checkpoint was loaded instead of training.
 
     Example:
-        >>> fit_phase(model, train, epochs=2, learning_rate=1e-3).history["loss"]
-        [1.52, 1.21]
+        >>> result = fit_phase(model, train, epochs=2, learning_rate=1e-3)
+        >>> result.epochs, len(result.history["loss"])
+        ((0, 1), 2)
     """
 
     name: str
