@@ -1,6 +1,6 @@
 """Quantization-aware training of a trained Keras model, then an int8 TFLite file run with LiteRT.
 
-Takes a float classifier (e.g. ``finetune_output/model.keras`` written by
+Takes a float classifier (e.g. ``keras_mobilenets_runs/finetune/model.keras`` written by
 ``keras-mobilenets finetune``) and its folder of class sub-folders, and goes through
 ``keras_mobilenets.quantization`` and ``keras_mobilenets.export`` step by step:
 
@@ -14,7 +14,7 @@ Takes a float classifier (e.g. ``finetune_output/model.keras`` written by
 
 Usage::
 
-    python examples/qat_to_tflite.py DATA_DIR --model finetune_output/model.keras
+    python examples/qat_to_tflite.py DATA_DIR --model keras_mobilenets_runs/finetune/model.keras
     python examples/qat_to_tflite.py      # first fine-tunes MobileNetV3Small on shapes data
     KERAS_MOBILENETS_SMOKE=1 python examples/qat_to_tflite.py   # tiny sizes, < 40 s
 """

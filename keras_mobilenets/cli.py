@@ -10,7 +10,6 @@ Commands:
 """
 
 import argparse
-import logging
 import os
 import sys
 
@@ -65,10 +64,16 @@ def _models(args):
 def _demo(args):
     from keras_mobilenets.demo import run_demo
 
-    result = run_demo(
-        output_dir=args.output_dir, image_size=args.image_size, train_images=args.train_images,
-        test_images=args.test_images, epochs=args.epochs, qat_epochs=args.qat_epochs,
-    )
+    try:
+        result = run_demo(
+            output_dir=args.output_dir, image_size=args.image_size,
+            train_images=args.train_images, test_images=args.test_images, epochs=args.epochs,
+            qat_epochs=args.qat_epochs, batch_size=args.batch_size, alpha=args.alpha,
+            seed=args.seed,
+        )
+    except (ValueError, OSError) as error:
+        print(f"keras-mobilenets demo: error: {error}", file=sys.stderr)
+        return 1
     print()
     print(f"Held-out accuracy on {args.test_images} shapes images ('agreement' is top-1 "
           "agreement with the Keras model each file was made from; latency: LiteRT, "
@@ -109,6 +114,38 @@ def _read_image(path, size):
             "PNG, BMP or GIF file."
         ) from None
     return pixels[None]
+
+
+def _add_demo_parser(commands):
+    demo = commands.add_parser(
+        "demo",
+        help="train, QAT fine-tune and export MobileNetV3Small on the embedded shapes data",
+        description="Train MobileNetV3Small from random weights on the embedded synthetic "
+        "shapes data, fine-tune it quantization-aware, export float32 and int8 TFLite files "
+        "(int8 from the QAT model and, for comparison, post-training int8), run them with "
+        "LiteRT and print accuracy, agreement, size and latency on held-out images. The "
+        "same --seed gives the same numbers on one machine.",
+        usage="%(prog)s [options] (see --help)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    demo.add_argument("--output-dir", default=os.path.join("keras_mobilenets_runs", "demo"),
+                      help="folder for the .tflite files and the models")
+    demo.add_argument("--image-size", type=_int_at_least(32), default=64,
+                      help="square input size in pixels")
+    demo.add_argument("--train-images", type=_int_at_least(10), default=6000,
+                      help="generated training images")
+    demo.add_argument("--test-images", type=_int_at_least(1), default=1000,
+                      help="generated held-out images for every accuracy")
+    demo.add_argument("--epochs", type=_int_at_least(1), default=6,
+                      help="float training epochs")
+    demo.add_argument("--qat-epochs", type=_int_at_least(1), default=1,
+                      help="quantization-aware fine-tuning epochs")
+    demo.add_argument("--batch-size", type=_int_at_least(1), default=32, help="batch size")
+    demo.add_argument("--alpha", type=_positive_float, default=1.0,
+                      help="width multiplier of MobileNetV3Small")
+    demo.add_argument("--seed", type=_int_at_least(0), default=0,
+                      help="seed of the data, initialization and training order")
+    demo.set_defaults(run=_demo)
 
 
 def predict_image(image, model_name="MobileNetV3Small", weights="imagenet", top=5, alpha=1.0,
@@ -216,8 +253,8 @@ def _weights(text):
     existing weights file."""
     from keras_mobilenets.weights import KEYWORDS, WEIGHTS_SUFFIXES
 
-    if text in KEYWORDS:
-        return text
+    if text.lower() in KEYWORDS:
+        return text.lower()
     if text.lower() == "none":
         return None
     if not os.path.isfile(text) or not text.endswith(WEIGHTS_SUFFIXES):
@@ -257,6 +294,7 @@ def _finetune_config(args):
 
 def _finetune(args, parser):
     from keras_mobilenets import finetune
+    from keras_mobilenets.distribute import strategy_from_name
 
     if args.data_dir is not None:
         try:
@@ -272,27 +310,16 @@ def _finetune(args, parser):
         config.check()
     except ValueError as error:
         parser.error(str(error))
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("keras_mobilenets.finetune")
-    logger.addHandler(handler)
-    level, propagate = logger.level, logger.propagate
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # printed here, not again by a root handler
     try:
-        from keras_mobilenets.distribute import strategy_from_name
-
-        result = finetune.run_finetune(
-            args.data_dir, output_dir=args.output_dir, config=config, export=args.export,
-            strategy=strategy_from_name(args.strategy), shapes_images=args.shapes_images,
-        )
+        with finetune.report_to_stdout():
+            result = finetune.run_finetune(
+                args.data_dir, output_dir=args.output_dir, config=config, export=args.export,
+                strategy=strategy_from_name(args.strategy), shapes_images=args.shapes_images,
+                strict=args.strict,
+            )
     except (ValueError, OSError) as error:
         print(f"keras-mobilenets finetune: error: {error}", file=sys.stderr)
         return 1
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
     notes = []
     for name, phase in result.phases.items():
         if phase.completed_before:
@@ -302,6 +329,9 @@ def _finetune(args, parser):
     print()
     if notes:
         print(f"Resumed the run in {args.output_dir}: {'; '.join(notes)}.")
+    if result.skipped:
+        print(f"Skipped {len(result.skipped)} file(s) that cannot be used as images "
+              f"(list in {result.files['skipped_txt']}).")
     split = "validation" if config.validation_split else "training"
     print(f"Accuracy on the {split} images ({', '.join(result.class_names)}); 'agreement' is "
           "top-1 agreement with the Keras model each one was made from; latency: LiteRT, "
@@ -312,7 +342,8 @@ def _finetune(args, parser):
 
 
 def _add_finetune_parser(commands):
-    from keras_mobilenets.backbone import BACKBONES
+    from keras_mobilenets import models  # noqa: F401  (registers the builders)
+    from keras_mobilenets import registry
     from keras_mobilenets.distribute import STRATEGIES
 
     finetune = commands.add_parser(
@@ -321,47 +352,58 @@ def _add_finetune_parser(commands):
         description="Fine-tune a backbone (new head, frozen then unfrozen) on DATA_DIR, a "
         "folder with one sub-folder of images per class (without DATA_DIR: the embedded "
         "shapes data), optionally quantization-aware (--qat), export int8 TFLite "
-        "(--export) and print accuracy, size and latency. Every epoch is checkpointed in "
+        "(--export) and print accuracy, size and latency. Every file is checked first: "
+        "files that cannot be decoded are skipped and listed in OUTPUT_DIR/"
+        "skipped_files.txt (--strict stops instead). Every epoch is checkpointed in "
         "--output-dir; run the same command again to resume after an interruption.",
+        usage="%(prog)s [DATA_DIR] [options] (see --help)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    finetune.add_argument("data_dir", metavar="DATA_DIR", nargs="?", default=None,
-                          help="folder of class sub-folders (default: the shapes data)")
-    finetune.add_argument("--model", default="MobileNetV3Small", choices=BACKBONES,
-                          help="backbone builder (default MobileNetV3Small)")
-    finetune.add_argument("--alpha", type=_positive_float, default=None,
-                          help="width multiplier (MobileNet, V2, V3)")
-    finetune.add_argument("--minimalistic", action="store_true", help="MobileNetV3 minimalistic")
-    finetune.add_argument("--weights", type=_weights, default="imagenet",
-                          help="'imagenet' (default), 'none' or a backbone weights file")
-    finetune.add_argument("--image-size", type=_int_at_least(32), default=224)
-    finetune.add_argument("--batch-size", type=_int_at_least(1), default=32,
-                          help="global batch size")
-    finetune.add_argument("--validation-split", type=_fraction, default=0.2)
-    finetune.add_argument("--no-augment", action="store_true", help="no random augmentation")
-    finetune.add_argument("--dropout", type=_fraction, default=0.2, help="dropout of the head")
-    finetune.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
-                          help="adam (default) or sgd with momentum 0.9")
-    finetune.add_argument("--epochs", type=_int_at_least(0), default=5,
-                          help="epochs with the backbone frozen (default 5)")
-    finetune.add_argument("--learning-rate", type=_positive_float, default=1e-3)
-    finetune.add_argument("--fine-tune-epochs", type=_int_at_least(0), default=5,
-                          help="epochs with the backbone unfrozen (default 5)")
-    finetune.add_argument("--fine-tune-learning-rate", type=_positive_float, default=1e-4)
-    finetune.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning")
-    finetune.add_argument("--qat-epochs", type=_int_at_least(1), default=1)
-    finetune.add_argument("--qat-learning-rate", type=_positive_float, default=1e-5)
-    finetune.add_argument("--export", type=_tflite_path, default=None, metavar="OUT.tflite",
-                          help="write an int8 TFLite file (from the QAT model with --qat)")
-    finetune.add_argument("--output-dir", default="finetune_output",
-                          help="checkpoints, backups, model files (default finetune_output)")
-    finetune.add_argument("--shapes-images", type=_int_at_least(10), default=1000,
-                          help="images of the shapes data (without DATA_DIR)")
-    finetune.add_argument("--strategy", default="default", choices=STRATEGIES,
-                          help="tf.distribute strategy (default: one device)")
-    finetune.add_argument("--sync-batch-norm", action="store_true",
-                          help="batch statistics over all replicas")
-    finetune.add_argument("--latency-runs", type=_int_at_least(1), default=50)
-    finetune.add_argument("--seed", type=_int_at_least(0), default=0)
+    add = finetune.add_argument
+    add("data_dir", metavar="DATA_DIR", nargs="?", default=None,
+        help="folder of class sub-folders (None: the embedded shapes data)")
+    add("--model", default="MobileNetV3Small", choices=registry.builder_names(),
+        help="backbone builder")
+    add("--alpha", type=_positive_float, default=None,
+        help="width multiplier (MobileNet, V2, V3; None: the builder's)")
+    add("--minimalistic", action="store_true", help="MobileNetV3 minimalistic")
+    add("--weights", type=_weights, default="imagenet",
+        help="backbone weights: 'imagenet', 'none' (random) or a weights file")
+    add("--image-size", type=_int_at_least(32), default=224, help="square input size")
+    add("--batch-size", type=_int_at_least(1), default=32, help="global batch size")
+    add("--validation-split", type=_fraction, default=0.2,
+        help="fraction of the images held out for validation (0: none)")
+    add("--no-augment", action="store_true", help="no random augmentation")
+    add("--dropout", type=_fraction, default=0.2, help="dropout of the head")
+    add("--optimizer", default="adam", choices=("adam", "sgd"),
+        help="adam, or sgd with momentum 0.9")
+    add("--epochs", type=_int_at_least(0), default=5, help="epochs with the backbone frozen")
+    add("--learning-rate", type=_positive_float, default=1e-3,
+        help="initial learning rate with the backbone frozen")
+    add("--fine-tune-epochs", type=_int_at_least(0), default=5,
+        help="epochs with the backbone unfrozen")
+    add("--fine-tune-learning-rate", type=_positive_float, default=1e-4,
+        help="initial learning rate with the backbone unfrozen")
+    add("--qat", action="store_true", help="quantization-aware fine-tuning")
+    add("--qat-epochs", type=_int_at_least(1), default=1, help="QAT epochs")
+    add("--qat-learning-rate", type=_positive_float, default=1e-5,
+        help="initial learning rate of QAT")
+    add("--export", type=_tflite_path, default=None, metavar="OUT.tflite",
+        help="write an int8 TFLite file (from the QAT model with --qat); a relative path "
+             "is inside --output-dir")
+    add("--output-dir", default=os.path.join("keras_mobilenets_runs", "finetune"),
+        help="checkpoints, backups, model files, skipped-files report")
+    add("--strict", action="store_true",
+        help="stop before training if a file cannot be decoded, instead of skipping it")
+    add("--shapes-images", type=_int_at_least(10), default=1000,
+        help="images of the shapes data (without DATA_DIR)")
+    add("--strategy", default="default", choices=STRATEGIES,
+        help="tf.distribute strategy ('default': one device)")
+    add("--sync-batch-norm", action="store_true", help="batch statistics over all replicas")
+    add("--latency-runs", type=_int_at_least(1), default=50,
+        help="timed LiteRT invocations per TFLite file")
+    add("--seed", type=_int_at_least(0), default=0,
+        help="seed of the split, shuffling, augmentation and initialization")
     finetune.set_defaults(run=lambda args: _finetune(args, finetune))
 
 
@@ -382,17 +424,7 @@ def build_parser():
                         help="print the model zoo page as markdown (docs/model_zoo.md), "
                              "measured at 224x224")
     models.set_defaults(run=_models, subparser=models)
-    demo = commands.add_parser(
-        "demo",
-        help="train, QAT fine-tune and export MobileNetV3Small on the embedded shapes data",
-    )
-    demo.add_argument("--output-dir", default="keras_mobilenets_demo", help="for .tflite files")
-    demo.add_argument("--image-size", type=int, default=64)
-    demo.add_argument("--train-images", type=int, default=6000)
-    demo.add_argument("--test-images", type=int, default=1000)
-    demo.add_argument("--epochs", type=int, default=6)
-    demo.add_argument("--qat-epochs", type=int, default=1)
-    demo.set_defaults(run=_demo)
+    _add_demo_parser(commands)
     predict = commands.add_parser("predict", help="print the top ImageNet classes of an image")
     predict.add_argument("image", help="image file (JPEG, PNG, ...)")
     predict.add_argument("--model", default="MobileNetV3Small", choices=registry.builder_names(),

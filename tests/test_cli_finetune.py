@@ -30,10 +30,15 @@ def test_finetune_trains_quantizes_exports_and_prints_the_table():
     process, folder = background.result("cli:finetune")
     out = process.stdout
     assert process.returncode == 0, out[-3000:] + process.stderr[-5000:]
-    output, int8 = folder / "run", folder / "shapes_int8.tflite"
+    output = folder / "run"
+    int8 = output / "shapes_int8.tflite"  # --export is relative to --output-dir
     # Steps, Keras progress bars and the table with one row per model and file.
-    for step in ("[1/6]", "[3/6] 1 epochs with the backbone frozen", "[5/6]", "[6/6]"):
+    for step in ("[1/6]", "[3/6] 1 epoch with the backbone frozen",
+                 "[4/6] 1 epoch with the backbone unfrozen", "[5/6] 1 epoch of quantization",
+                 "[6/6]"):
         assert step in out
+    assert "You are saving your model as an HDF5 file" not in out + process.stderr
+    assert "[====" not in out  # the QAT phase shows Keras 3's progress bars, as the others
     assert "3/3" in out and "accuracy:" in out  # Progbar: 24 training images / batch 8
     table = out[out.index("model   "):]
     names = ("Keras float", "Keras QAT", "TFLite float32", "TFLite int8 (QAT)")
@@ -76,3 +81,45 @@ def test_finetune_rejects_bad_arguments(tmp_path, capsys, arguments, message):
     assert exit_info.value.code == 2
     assert re.search(message, capsys.readouterr().err)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_finetune_strict_stops_before_training_with_the_list(tmp_path, capsys):
+    from PIL import Image
+
+    for name in ("cats", "dogs"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for index in range(3):
+            Image.new("RGB", (8, 8)).save(tmp_path / "photos" / name / f"{index}.png")
+    (tmp_path / "photos" / "dogs" / "corrupt.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "out"
+    code = cli.main(["finetune", str(tmp_path / "photos"), "--strict", "--weights", "NONE",
+                     "--output-dir", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "keras-mobilenets finetune: error: `data_dir`" in captured.err
+    assert f"{tmp_path / 'photos' / 'dogs' / 'corrupt.jpg'}: cannot decode" in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert os.path.isfile(out / "skipped_files.txt")
+    assert not os.path.exists(out / "checkpoints")  # stopped before training
+
+
+@pytest.mark.parametrize("text, weights", [("none", None), ("NONE", None), ("None", None),
+                                           ("ImageNet", "imagenet")])
+def test_finetune_weights_option_ignores_case(text, weights):
+    args = cli.build_parser().parse_args(["finetune", "--weights", text])
+    assert args.weights == weights
+
+
+def test_demo_rejects_zero_epochs_in_one_line_and_documents_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "--epochs", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --epochs: must be an int >= 1, got '0'" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2  # usage + error
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for text in ("float training epochs (default: 6)", "(default: keras_mobilenets_runs/demo)",
+                 "--seed SEED", "(default: 0)"):
+        assert text in help_text

@@ -1,5 +1,7 @@
 """The fine-tuning workflow: image folders, frozen/unfrozen phases, checkpoints and resume."""
 
+import json
+import logging
 import os
 
 import keras
@@ -220,3 +222,70 @@ def test_run_finetune_rejects_bad_arguments(tmp_path):
     data = tf.data.Dataset.from_tensor_slices((np.zeros((4, 4)), np.zeros(4))).batch(2)
     with pytest.raises(ValueError, match="`strategy` must be a tf.distribute.Strategy.*None"):
         finetune.fit_phase(model, data, epochs=1, learning_rate=0.1, strategy=[None])
+
+
+def test_settings_are_refused_only_with_checkpoints_of_other_settings(tmp_path):
+    from keras_mobilenets.finetune import config as config_lib
+
+    config_lib.check_settings(str(tmp_path), {"learning_rate": 0.001, "epochs": 1})
+    # A run that stopped before its first checkpoint (e.g. offline): taken over.
+    config_lib.check_settings(str(tmp_path), {"learning_rate": 0.1, "epochs": 1})
+    with open(tmp_path / "settings.json") as f:
+        assert json.load(f) == {"learning_rate": 0.1, "epochs": 1}
+    (tmp_path / "checkpoints" / "frozen").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "frozen" / "epoch_01.weights.h5").write_bytes(b"weights")
+    config_lib.check_settings(str(tmp_path), {"learning_rate": 0.1, "epochs": 1})  # same
+    with pytest.raises(ValueError, match=r"holds the checkpoints of a run with other settings "
+                                         r"\(learning_rate: 0.1 there, 0.5 now\)"):
+        config_lib.check_settings(str(tmp_path), {"learning_rate": 0.5, "epochs": 1})
+
+
+@pytest.mark.parametrize("changes, names", [
+    ({}, ["data", "build", "frozen", "fine_tune", "evaluate"]),
+    ({"epochs": 0}, ["data", "build", "fine_tune", "evaluate"]),
+    ({"fine_tune_epochs": 0, "qat": True}, ["data", "build", "frozen", "qat", "evaluate"]),
+])
+def test_step_numbers_count_the_steps_that_run(changes, names, caplog):
+    from keras_mobilenets.finetune import workflow
+
+    steps = workflow.Steps.of(finetune.FineTuneConfig(**changes))
+    assert steps.names == names
+    with caplog.at_level(logging.INFO, logger="keras_mobilenets.finetune"):
+        steps.say(names[2], "%s and more", workflow._epochs(1))
+        steps.say("evaluate", "%s", workflow._epochs(2))
+    assert caplog.messages == [f"[3/{len(names)}] 1 epoch and more",
+                               f"[{len(names)}/{len(names)}] 2 epochs"]
+
+
+@pytest.mark.slow
+def test_run_finetune_skips_bad_files_and_same_seed_gives_same_numbers(tmp_path, caplog):
+    from tests.datasets.test_image_folders import write_messy_folder
+
+    data_dir = write_messy_folder(tmp_path / "photos")
+    for name in ("cats", "dogs"):  # more images, so that both splits hold some of each
+        for index in range(6):
+            image = np.full((16, 16, 3), 20 * index + 100 * (name == "dogs"), dtype="uint8")
+            tf.io.write_file(str(data_dir / name / f"more_{index}.png"), tf.io.encode_png(image))
+    config = finetune.FineTuneConfig(**TINY, epochs=1, fine_tune_epochs=1, validation_split=0.25)
+    output = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"3 file\(s\) cannot be used as images \(the list is "
+                                         r"in .*skipped_files.txt\)"):
+        finetune.run_finetune(data_dir, output, config, strict=True, verbose=0)
+    assert not (output / "checkpoints").exists()
+
+    with caplog.at_level(logging.INFO, logger="keras_mobilenets.finetune"):
+        first = finetune.run_finetune(data_dir, output, config, verbose=0)
+    assert {os.path.basename(entry.path) for entry in first.skipped} == {
+        "corrupt.jpg", "truncated.jpg", "notes.txt"}
+    with open(first.files["skipped_json"]) as f:
+        assert len(json.load(f)) == 3
+    assert "[1/5] data: skipped 3 file(s)" in caplog.text
+    assert "[3/5] 1 epoch with the backbone frozen" in caplog.text
+    assert "[5/5] evaluating" in caplog.text
+
+    # Another run with the same seed in another folder: the same weights, the same numbers.
+    second = finetune.run_finetune(data_dir, tmp_path / "again", config, verbose=0)
+    assert not second.phases["frozen"].completed_before  # trained again, not loaded
+    for a, b in zip(first.model.weights, second.model.weights):
+        np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
+    assert first.rows == second.rows

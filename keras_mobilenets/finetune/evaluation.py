@@ -1,0 +1,95 @@
+"""The comparison at the end of a run: Keras models and their TFLite files side by side.
+
+Example:
+    >>> from keras_mobilenets.finetune import evaluation
+    >>> rows, files = evaluation.compare_models(model, x_val, y_val, qat_model=qat,
+    ...                                         int8_path="model_int8.tflite")
+"""
+
+import logging
+import os
+
+from keras_mobilenets.export import compare
+
+logger = logging.getLogger(__name__)
+
+
+def compare_models(model, images, labels, qat_model=None, int8_path=None, float32_path=None,
+                   representative_data=None, batch_size=32, latency_runs=50, ptq_path=None):
+    """Accuracy of the Keras models and, with ``int8_path``, size and latency of TFLite files.
+
+    Rows: "Keras float", "Keras QAT" (with ``qat_model``; agreement with the float model)
+    and, with ``int8_path``, "TFLite float32" (written to ``float32_path`` when given) and
+    "TFLite int8 (QAT)" (from ``qat_model``) or "TFLite int8 (post-training)" (from
+    ``model`` calibrated on ``representative_data``), run with LiteRT. With both a
+    ``qat_model`` and ``ptq_path``, a post-training int8 file is written there too, for
+    comparison (its row comes last).
+
+    Args:
+        model: The float Keras model.
+        images: Evaluation images (numpy, the model's input range).
+        labels: Their integer labels.
+        qat_model: Optional QAT model from ``quantization.quantize_model``.
+        int8_path: Path of the int8 ``.tflite`` file to write; None exports nothing.
+        float32_path: Path of the float32 ``.tflite`` file to write for comparison.
+        representative_data: Calibration images for post-training int8.
+        batch_size: Batch size of the Keras predictions.
+        latency_runs: Timed LiteRT invocations per file.
+        ptq_path: Path of a post-training int8 file to write beside the QAT one.
+
+    Returns:
+        ``(rows, files)``: a list of ``export.compare.Row`` and ``{kind: path}`` of the
+        files written ("tflite_float32", "tflite_int8", "tflite_int8_ptq").
+
+    Raises:
+        ValueError: If ``int8_path`` is given without ``qat_model`` or
+            ``representative_data``, or ``ptq_path`` without ``int8_path``, ``qat_model``
+            and ``representative_data``.
+
+    Example:
+        >>> rows, files = compare_models(model, x_val, y_val, qat_model=qat,
+        ...                              int8_path="model_int8.tflite")
+        >>> print(export.compare.format_table(rows))
+    """
+    from keras_mobilenets import export as export_lib
+
+    if int8_path is not None and qat_model is None and representative_data is None:
+        raise ValueError("`int8_path` needs a `qat_model` or `representative_data` (post-"
+                         "training int8 calibration).")
+    if ptq_path is not None and (int8_path is None or qat_model is None
+                                 or representative_data is None):
+        raise ValueError("`ptq_path` needs `int8_path`, a `qat_model` and "
+                         "`representative_data` (it is written beside the QAT int8 file).")
+    float_probs = model.predict(images, batch_size=batch_size, verbose=0)
+    rows = [compare.Row("Keras float", compare.accuracy(float_probs, labels))]
+    if qat_model is not None:
+        qat_probs = qat_model.predict(images, batch_size=batch_size, verbose=0)
+        rows.append(compare.Row("Keras QAT", compare.accuracy(qat_probs, labels),
+                                compare.agreement(qat_probs, float_probs)))
+    files = {}
+    if int8_path is None:
+        return rows, files
+    logger.info("exporting TFLite files and running them with LiteRT")
+    tflite = []
+    if float32_path is not None:
+        files["tflite_float32"] = os.fspath(float32_path)
+        export_lib.to_tflite(model, files["tflite_float32"])
+        tflite.append(("TFLite float32", files["tflite_float32"], float_probs))
+    files["tflite_int8"] = os.fspath(int8_path)
+    post_training = None
+    if qat_model is not None:
+        export_lib.to_tflite(qat_model, files["tflite_int8"], quantization="int8")
+        tflite.append(("TFLite int8 (QAT)", files["tflite_int8"], qat_probs))
+        if ptq_path is not None:
+            post_training = files["tflite_int8_ptq"] = os.fspath(ptq_path)
+    else:
+        post_training = files["tflite_int8"]
+    if post_training is not None:
+        export_lib.to_tflite(model, post_training, quantization="int8",
+                             representative_data=representative_data)
+        tflite.append(("TFLite int8 (post-training)", post_training, float_probs))
+    for name, path, reference in tflite:
+        row, _ = compare.tflite_row(name, path, images, labels, reference,
+                                    latency_runs=latency_runs)
+        rows.append(row)
+    return rows, files
