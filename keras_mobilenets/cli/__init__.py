@@ -1,0 +1,56 @@
+"""The ``keras-mobilenets`` command line (also ``python -m keras_mobilenets``).
+
+Commands:
+    models   build every variant of the zoo and print parameters and multiply-adds
+             side by side with the reference numbers.
+    demo     the main job on the embedded default data (see ``demo --help``).
+    predict  classify an image with an ImageNet model and print the top classes.
+    finetune fine-tune a backbone on a folder of images (or the shapes data), optionally
+             quantization-aware, and export int8 TFLite (see ``finetune --help``).
+"""
+
+import argparse
+import os
+import sys
+
+from keras_mobilenets.cli import inspect_models, training
+from keras_mobilenets.cli.inspect_models import models_table, predict_image
+
+__all__ = ["build_parser", "main", "models_table", "predict_image"]
+
+
+def __getattr__(name):
+    # PREDICT_MODELS (older name): every registered builder, read from the registry.
+    if name == "PREDICT_MODELS":
+        from keras_mobilenets import registry
+
+        return registry.builder_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_parser():
+    """The argument parser of the ``keras-mobilenets`` command."""
+    parser = argparse.ArgumentParser(
+        prog="keras-mobilenets",
+        description="MobileNet V1/V2/V3/V4 and ShuffleNet for Keras 3: build, train, quantize, "
+                    "export.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    inspect_models.add_parsers(commands)
+    training.add_parsers(commands)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``keras-mobilenets`` console script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "models" and args.markdown and args.image_size != 224:
+        args.subparser.error("--markdown documents the models at 224x224; got "
+                             f"--image-size {args.image_size}")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""``keras-mobilenets demo`` and ``keras-mobilenets finetune``: the training subcommands.
+
+Example:
+    >>> from keras_mobilenets import cli
+    >>> cli.main(["demo", "--epochs", "1", "--train-images", "200"])
+"""
+
+import argparse
+import os
+import sys
+
+from keras_mobilenets.cli.arguments import (
+    fraction,
+    int_at_least,
+    positive_float,
+    tflite_path,
+    weights,
+)
+
+
+def demo_command(args):
+    from keras_mobilenets.demo import run_demo
+
+    try:
+        result = run_demo(
+            output_dir=args.output_dir, image_size=args.image_size,
+            train_images=args.train_images, test_images=args.test_images, epochs=args.epochs,
+            qat_epochs=args.qat_epochs, batch_size=args.batch_size, alpha=args.alpha,
+            seed=args.seed,
+        )
+    except (ValueError, OSError) as error:
+        print(f"keras-mobilenets demo: error: {error}", file=sys.stderr)
+        return 1
+    print()
+    print(f"Held-out accuracy on {args.test_images} shapes images ('agreement' is top-1 "
+          "agreement with the Keras model each file was made from; latency: LiteRT, "
+          "2 threads, median):")
+    print(result.table())
+    print(f"Files: {', '.join(result.files.values())}  ({result.seconds:.0f} s)")
+    return 0
+
+
+def _add_demo_parser(commands):
+    demo = commands.add_parser(
+        "demo",
+        help="train, QAT fine-tune and export MobileNetV3Small on the embedded shapes data",
+        description="Train MobileNetV3Small from random weights on the embedded synthetic "
+        "shapes data, fine-tune it quantization-aware, export float32 and int8 TFLite files "
+        "(int8 from the QAT model and, for comparison, post-training int8), run them with "
+        "LiteRT and print accuracy, agreement, size and latency on held-out images. The "
+        "same --seed gives the same numbers on one machine.",
+        usage="%(prog)s [options] (see --help)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    demo.add_argument("--output-dir", default=os.path.join("keras_mobilenets_runs", "demo"),
+                      help="folder for the .tflite files and the models")
+    demo.add_argument("--image-size", type=int_at_least(32), default=64,
+                      help="square input size in pixels")
+    demo.add_argument("--train-images", type=int_at_least(10), default=6000,
+                      help="generated training images")
+    demo.add_argument("--test-images", type=int_at_least(1), default=1000,
+                      help="generated held-out images for every accuracy")
+    demo.add_argument("--epochs", type=int_at_least(1), default=6,
+                      help="float training epochs")
+    demo.add_argument("--qat-epochs", type=int_at_least(1), default=1,
+                      help="quantization-aware fine-tuning epochs")
+    demo.add_argument("--batch-size", type=int_at_least(1), default=32, help="batch size")
+    demo.add_argument("--alpha", type=positive_float, default=1.0,
+                      help="width multiplier of MobileNetV3Small")
+    demo.add_argument("--seed", type=int_at_least(0), default=0,
+                      help="seed of the data, initialization and training order")
+    demo.set_defaults(run=demo_command)
+
+
+def _finetune_config(args):
+    from keras_mobilenets.finetune import FineTuneConfig
+
+    backbone_kwargs = {}
+    if args.alpha is not None:
+        backbone_kwargs["alpha"] = args.alpha
+    if args.minimalistic:
+        backbone_kwargs["minimalistic"] = True
+    return FineTuneConfig(
+        backbone=args.model, backbone_kwargs=backbone_kwargs, weights=args.weights,
+        image_size=args.image_size, batch_size=args.batch_size,
+        validation_split=args.validation_split, augment=not args.no_augment,
+        dropout_rate=args.dropout, optimizer=args.optimizer, epochs=args.epochs,
+        learning_rate=args.learning_rate, fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_learning_rate=args.fine_tune_learning_rate, qat=args.qat,
+        qat_epochs=args.qat_epochs, qat_learning_rate=args.qat_learning_rate,
+        sync_batch_norm=args.sync_batch_norm, latency_runs=args.latency_runs, seed=args.seed,
+    )
+
+
+def _finetune(args, parser):
+    from keras_mobilenets import finetune
+    from keras_mobilenets.distribute import strategy_from_name
+
+    if args.data_dir is not None:
+        try:
+            finetune.check_image_folder(args.data_dir)
+        except ValueError as error:
+            parser.error(f"argument DATA_DIR: {error}")
+    for option, name, given in (("--alpha", "alpha", args.alpha is not None),
+                                ("--minimalistic", "minimalistic", args.minimalistic)):
+        if given and not finetune.builder_accepts(args.model, name):
+            parser.error(f"argument {option}: {args.model} has no `{name}` argument")
+    config = _finetune_config(args)
+    try:
+        config.check()
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        with finetune.report_to_stdout():
+            result = finetune.run_finetune(
+                args.data_dir, output_dir=args.output_dir, config=config, export=args.export,
+                strategy=strategy_from_name(args.strategy), shapes_images=args.shapes_images,
+                strict=args.strict,
+            )
+    except (ValueError, OSError) as error:
+        print(f"keras-mobilenets finetune: error: {error}", file=sys.stderr)
+        return 1
+    notes = []
+    for name, phase in result.phases.items():
+        if phase.completed_before:
+            notes.append(f"{name} completed before (loaded its last checkpoint)")
+        elif phase.epochs and phase.epochs[0] > 0:
+            notes.append(f"{name} resumed at epoch {phase.epochs[0] + 1}")
+    print()
+    if notes:
+        print(f"Resumed the run in {args.output_dir}: {'; '.join(notes)}.")
+    if result.skipped:
+        print(f"Skipped {len(result.skipped)} file(s) that cannot be used as images "
+              f"(list in {result.files['skipped_txt']}).")
+    split = "validation" if config.validation_split else "training"
+    print(f"Accuracy on the {split} images ({', '.join(result.class_names)}); 'agreement' is "
+          "top-1 agreement with the Keras model each one was made from; latency: LiteRT, "
+          "2 threads, median:")
+    print(result.table())
+    print(f"Files: {', '.join(result.files.values())}  ({result.seconds:.0f} s)")
+    return 0
+
+
+def _add_finetune_parser(commands):
+    from keras_mobilenets import models  # noqa: F401  (registers the builders)
+    from keras_mobilenets import registry
+    from keras_mobilenets.distribute import STRATEGIES
+
+    finetune = commands.add_parser(
+        "finetune",
+        help="fine-tune a backbone on a folder of class sub-folders of images",
+        description="Fine-tune a backbone (new head, frozen then unfrozen) on DATA_DIR, a "
+        "folder with one sub-folder of images per class (without DATA_DIR: the embedded "
+        "shapes data), optionally quantization-aware (--qat), export int8 TFLite "
+        "(--export) and print accuracy, size and latency. Every file is checked first: "
+        "files that cannot be decoded are skipped and listed in OUTPUT_DIR/"
+        "skipped_files.txt (--strict stops instead). Every epoch is checkpointed in "
+        "--output-dir; run the same command again to resume after an interruption.",
+        usage="%(prog)s [DATA_DIR] [options] (see --help)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = finetune.add_argument
+    add("data_dir", metavar="DATA_DIR", nargs="?", default=None,
+        help="folder of class sub-folders (None: the embedded shapes data)")
+    add("--model", default="MobileNetV3Small", choices=registry.builder_names(),
+        help="backbone builder")
+    add("--alpha", type=positive_float, default=None,
+        help="width multiplier (MobileNet, V2, V3; None: the builder's)")
+    add("--minimalistic", action="store_true", help="MobileNetV3 minimalistic")
+    add("--weights", type=weights, default="imagenet",
+        help="backbone weights: 'imagenet', 'none' (random) or a weights file")
+    add("--image-size", type=int_at_least(32), default=224, help="square input size")
+    add("--batch-size", type=int_at_least(1), default=32, help="global batch size")
+    add("--validation-split", type=fraction, default=0.2,
+        help="fraction of the images held out for validation (0: none)")
+    add("--no-augment", action="store_true", help="no random augmentation")
+    add("--dropout", type=fraction, default=0.2, help="dropout of the head")
+    add("--optimizer", default="adam", choices=("adam", "sgd"),
+        help="adam, or sgd with momentum 0.9")
+    add("--epochs", type=int_at_least(0), default=5, help="epochs with the backbone frozen")
+    add("--learning-rate", type=positive_float, default=1e-3,
+        help="initial learning rate with the backbone frozen")
+    add("--fine-tune-epochs", type=int_at_least(0), default=5,
+        help="epochs with the backbone unfrozen")
+    add("--fine-tune-learning-rate", type=positive_float, default=1e-4,
+        help="initial learning rate with the backbone unfrozen")
+    add("--qat", action="store_true", help="quantization-aware fine-tuning")
+    add("--qat-epochs", type=int_at_least(1), default=1, help="QAT epochs")
+    add("--qat-learning-rate", type=positive_float, default=1e-5,
+        help="initial learning rate of QAT")
+    add("--export", type=tflite_path, default=None, metavar="OUT.tflite",
+        help="write an int8 TFLite file (from the QAT model with --qat); a relative path "
+             "is inside --output-dir")
+    add("--output-dir", default=os.path.join("keras_mobilenets_runs", "finetune"),
+        help="checkpoints, backups, model files, skipped-files report")
+    add("--strict", action="store_true",
+        help="stop before training if a file cannot be decoded, instead of skipping it")
+    add("--shapes-images", type=int_at_least(10), default=1000,
+        help="images of the shapes data (without DATA_DIR)")
+    add("--strategy", default="default", choices=STRATEGIES,
+        help="tf.distribute strategy ('default': one device)")
+    add("--sync-batch-norm", action="store_true", help="batch statistics over all replicas")
+    add("--latency-runs", type=int_at_least(1), default=50,
+        help="timed LiteRT invocations per TFLite file")
+    add("--seed", type=int_at_least(0), default=0,
+        help="seed of the split, shuffling, augmentation and initialization")
+    finetune.set_defaults(run=lambda args: _finetune(args, finetune))
+
+
+
+
+def add_parsers(commands):
+    """Adds the ``demo`` and ``finetune`` subcommands to ``commands``."""
+    _add_demo_parser(commands)
+    _add_finetune_parser(commands)
