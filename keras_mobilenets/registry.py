@@ -211,8 +211,8 @@ def entries(builder=None, family=None):
     """The registered entries, in registration order, optionally of one builder / family.
 
     Example:
-        >>> [e.name for e in entries(builder="MobileNetV3Small")][:1]
-        ['mobilenet_v3_small_1.0']
+        >>> entries(builder="MobileNetV3Small")[0].name
+        'mobilenet_v3_small_1.0'
     """
     return tuple(
         entry for entry in _ENTRIES.values()

@@ -58,7 +58,8 @@ def test_model_zoo_page_and_readme_table_are_the_generated_ones(measurements, mo
     small = next(cell for cell in cells if cell[0] == "mobilenet_v3_small_1.0")
     assert small[2:5] == ["2,554,968", "2,542,856", "56.5"]
     assert small[7:] == ["224", "67.5"]
-    assert all(cell[7] == "none" for cell in cells if "ShuffleNet" in cell[1])
+    assert all(cell[7] == "none" for cell in cells if "`ShuffleNet(" in cell[1])
+    assert all(cell[7] == "224" for cell in cells if "`ShuffleNetV2(" in cell[1])
     with pytest.raises(SystemExit):
         cli.main(["models", "--markdown", "--input-size", "96"])
     assert "--markdown documents the models at 224x224" in capsys.readouterr().err

@@ -13,7 +13,9 @@ import os
 
 import numpy as np
 
+from keras_mobilenets.export import delegation
 from keras_mobilenets.export._litert import import_litert
+from keras_mobilenets.export.delegation import summarize_non_delegated  # noqa: F401
 
 KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
@@ -116,74 +118,13 @@ def op_tensor_types(model_or_bytes, ops=KERNEL_OPS):
 def non_delegated_ops(model_or_bytes, num_threads=1):
     """The ops of a file that LiteRT's XNNPACK delegate does not take, in graph order.
 
-    The file is loaded in ``ai_edge_litert``'s interpreter (which applies XNNPACK by
-    default); each delegated partition shows up there as one DELEGATE node whose inputs
-    and outputs bound it. An op is delegated when it lies inside such a partition (it is
-    reached walking back from the partition's outputs without crossing its inputs).
-
-    Args:
-        model_or_bytes: TFLite bytes, a .tflite path, a ``LiteRTModel`` or a Keras model
-            (converted to float32 first).
-        num_threads: Interpreter threads (does not change what is delegated).
-
-    Returns:
-        A list of dicts with keys ``index``, ``op``, ``dtype`` (the numpy name of the
-        op's first input, e.g. "int8") and ``output`` (whether the op computes only model
-        outputs), empty when XNNPACK runs the whole graph.
-
-    Raises:
-        ImportError: If ai-edge-litert is not installed.
+    See :func:`keras_mobilenets.export.delegation.non_delegated_ops`; this one also takes a
+    Keras model (converted to float32 first).
 
     Example:
         >>> ops = [row["op"] for row in non_delegated_ops(int8_bytes)]  # e.g. SOFTMAX
     """
-    interpreter_module = import_litert("interpreter")
-    interpreter = interpreter_module.Interpreter(
-        model_content=_model_bytes(model_or_bytes), num_threads=num_threads
-    )
-    interpreter.allocate_tensors()
-    # The interpreter's node list (a private but long-standing API): the file's ops, then
-    # one DELEGATE node per delegated partition.
-    nodes = interpreter._get_ops_details()
-    producer = {}
-    for node in nodes:
-        if node["op_name"] != "DELEGATE":
-            for tensor in node["outputs"]:
-                producer[int(tensor)] = node["index"]
-    delegated = set()
-    for node in nodes:
-        if node["op_name"] != "DELEGATE":
-            continue
-        boundary = {int(t) for t in node["inputs"]}
-        stack, seen = [int(t) for t in node["outputs"]], set()
-        while stack:
-            tensor = stack.pop()
-            if tensor in seen or tensor in boundary or tensor not in producer:
-                continue
-            seen.add(tensor)
-            delegated.add(producer[tensor])
-            stack.extend(int(t) for t in nodes[producer[tensor]]["inputs"] if t >= 0)
-    graph_outputs = {int(detail["index"]) for detail in interpreter.get_output_details()}
-    rows = []
-    for node in nodes:
-        if node["op_name"] == "DELEGATE" or node["index"] in delegated:
-            continue
-        types = node.get("operand_types") or [None]
-        dtype = None if types[0] is None else np.dtype(types[0]).name
-        rows.append({"index": node["index"], "op": node["op_name"], "dtype": dtype,
-                     "output": all(int(t) in graph_outputs for t in node["outputs"])})
-    return rows
-
-
-def summarize_non_delegated(rows):
-    """One line naming the ops of ``non_delegated_ops``, e.g. "RELU x3 (int8), SOFTMAX x1 (int8)".
-
-    Example:
-        >>> summarize_non_delegated([{"index": 7, "op": "RELU", "dtype": "int8"}])
-        'RELU x1 (int8)'
-    """
-    counts = collections.Counter((row["op"], row["dtype"]) for row in rows)
-    return ", ".join(f"{op} x{n} ({dtype})" for (op, dtype), n in sorted(counts.items()))
+    return delegation.non_delegated_ops(_model_bytes(model_or_bytes), num_threads)
 
 
 def op_report(model_or_bytes):

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_mobilenets.export import report
+from keras_mobilenets.export import delegation
 from keras_mobilenets.export.int8_rewrite import (
     DEFAULT_REWRITES,
     REWRITES,
@@ -49,7 +49,7 @@ _CHEAP_OUTPUT_OPS = ("SOFTMAX", "QUANTIZE", "DEQUANTIZE")
 def _warn_non_delegated(flatbuffer):
     """Logs one warning listing the ops XNNPACK will not delegate (none: no warning)."""
     try:
-        slow = report.non_delegated_ops(flatbuffer)
+        slow = delegation.non_delegated_ops(flatbuffer)
     except ImportError:
         logger.debug("ai-edge-litert is not installed: ops XNNPACK delegates not checked.")
         return
@@ -58,7 +58,7 @@ def _warn_non_delegated(flatbuffer):
         logger.warning(
             "%d op(s) of this TFLite file will not be delegated to XNNPACK and run on "
             "LiteRT's slower builtin kernels: %s (see keras_mobilenets.export.op_report).",
-            len(slow), report.summarize_non_delegated(slow),
+            len(slow), delegation.summarize_non_delegated(slow),
         )
 
 

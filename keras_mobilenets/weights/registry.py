@@ -7,8 +7,9 @@ checkpoint, read from the registry on access) and ``FAMILY_BUILDERS``.
 
 Example:
     >>> from keras_mobilenets.weights import registry
-    >>> [c.file_name for c in registry.CHECKPOINTS if c.family == "mobilenet_v3_small"][:1]
-    ['weights_mobilenet_v3_small_224_1.0_float.h5']
+    >>> small = [c.file_name for c in registry.CHECKPOINTS if c.family == "mobilenet_v3_small"]
+    >>> small[0]
+    'weights_mobilenet_v3_small_224_1.0_float.h5'
 """
 
 from keras_mobilenets import registry as _models_registry
