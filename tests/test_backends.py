@@ -83,6 +83,20 @@ def tensorflow(tmp_path_factory):
             "data": data}
 
 
+def _jax_cache(config):
+    """Environment for JAX's persistent compilation cache under pytest's cache folder.
+
+    JAX compiles every initializer and op once per shape; kept between test runs, the
+    compilations make a rerun of the JAX script several times faster.
+    """
+    cache = getattr(config, "cache", None)
+    if cache is None:  # -p no:cacheprovider
+        return {}
+    return {"JAX_COMPILATION_CACHE_DIR": str(cache.mkdir("jax_compilation_cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request, tensorflow):
     """``(name, results.json dict, its output folder)`` of the script run on ``name``."""
@@ -91,10 +105,10 @@ def backend(request, tensorflow):
         pytest.skip(f"{name} is not installed (the backend tests need it)")
     out = tensorflow["folder"] / name
     out.mkdir()
+    env = background.environment(KERAS_BACKEND=name, **_jax_cache(request.config))
     process = subprocess.run(
         [sys.executable, str(SCRIPT), str(tensorflow["folder"]), str(out)],
-        capture_output=True, text=True,
-        timeout=background.TIMEOUT_S, env=background.environment(KERAS_BACKEND=name),
+        capture_output=True, text=True, timeout=background.TIMEOUT_S, env=env,
     )
     assert process.returncode == 0, process.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())
