@@ -99,12 +99,20 @@ def fit(detector, images, targets):
 
 def tensorflow_only(model, detector, out):
     """``{entry point: message of the error it raised, or None}``."""
+    import tensorflow as tf
+
+    encoder = detection.TargetEncoder(detection.DefaultBoxes.from_model(detector),
+                                      (backend_models.HEAD_SIZE,) * 2)
+    images = np.zeros((1, backend_models.HEAD_SIZE, backend_models.HEAD_SIZE, 3), "float32")
+    boxes = {"boxes": np.array([[[4, 4, 30, 30]]], "float32"), "labels": np.array([[1]])}
+    dataset = tf.data.Dataset.from_tensor_slices((images, boxes)).batch(1)
     calls = {
         "quantization.quantize_model": lambda: quantization.quantize_model(model),
         "export.to_tflite": lambda: export.to_tflite(model, str(out / "m.tflite")),
         "distribute.strategy_from_name": lambda: distribute.strategy_from_name("auto"),
         "distribute.synchronize_batch_norm": lambda: distribute.synchronize_batch_norm(model),
         "detection.inference_model": lambda: detection.inference_model(detector),
+        "detection.TargetEncoder in tf.data": lambda: next(iter(dataset.map(encoder))),
     }
     messages = {}
     for name, call in calls.items():
