@@ -3,7 +3,8 @@
 Each check raises ``ValueError`` naming the argument, the value it got and what is allowed,
 so a user never sees a stack trace from deep inside TensorFlow. ``True`` and ``False`` are
 never accepted as numbers (``isinstance(True, int)`` holds in Python). This module imports
-nothing of the package and no Keras, so any module may use it.
+nothing of the package, and Keras only inside ``require_tensorflow_backend`` (which raises
+``RuntimeError``), so any module may use it.
 
 Example:
     >>> check_int("epochs", 3, minimum=1)
@@ -189,4 +190,45 @@ def check_input_shape(input_shape):
     if not (is_int(channels) and channels >= 1):
         raise ValueError(
             f"`input_shape` must end with a channel count >= 1, got {tuple(input_shape)!r}."
+        )
+
+
+#: How to switch backends, for the messages of ``require_tensorflow_backend``.
+SWITCH_TO_TENSORFLOW = (
+    "Set the environment variable KERAS_BACKEND=tensorflow before keras is imported (e.g. "
+    "`KERAS_BACKEND=tensorflow python train.py`, or `os.environ['KERAS_BACKEND'] = "
+    "'tensorflow'` at the top of the script), or set \"backend\": \"tensorflow\" in "
+    "~/.keras/keras.json."
+)
+
+
+def require_tensorflow_backend(feature):
+    """Raises ``RuntimeError`` unless Keras runs on its TensorFlow backend.
+
+    For the parts of the package that only exist in TensorFlow: quantization-aware training
+    (tfmot and tf_keras), TFLite export, ``tf.distribute`` strategies and the SSD
+    post-processing layer (TensorFlow's non-maximum suppression). The builders, heads,
+    losses and training work on every Keras backend (docs/backends.md).
+
+    Args:
+        feature: What needs TensorFlow, for the message (e.g. ``"quantize_model"``).
+
+    Raises:
+        RuntimeError: On another backend, naming the feature, the backend in use and how
+            to switch.
+
+    Example:
+        >>> require_tensorflow_backend("export.to_tflite")  # with KERAS_BACKEND=jax:
+        Traceback (most recent call last):
+        ...
+        RuntimeError: export.to_tflite needs the TensorFlow backend of Keras, but Keras runs on
+        'jax'. Set the environment variable KERAS_BACKEND=tensorflow before keras is ...
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{feature} needs the TensorFlow backend of Keras, but Keras runs on {backend!r}. "
+            f"{SWITCH_TO_TENSORFLOW}"
         )

@@ -24,6 +24,8 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_mobilenets import _checks
+
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu", "multiworker")
@@ -74,12 +76,14 @@ def strategy_from_name(name="auto", devices=None, tpu=None):
     Raises:
         ValueError: On an unknown name, ``devices`` with another strategy than
             ``"mirrored"``, or ``"tpu"`` without a reachable TPU.
+        RuntimeError: With another Keras backend than TensorFlow.
 
     Example:
         >>> strategy = strategy_from_name("mirrored", devices=["/cpu:0"])
         >>> strategy.num_replicas_in_sync
         1
     """
+    _checks.require_tensorflow_backend("distribute.strategy_from_name")
     if name not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {name!r}.")
     if devices is not None and name != "mirrored":
@@ -144,8 +148,8 @@ def synchronize_batch_norm(model, names=None):
         The number of BatchNormalization layers changed.
 
     Raises:
-        ValueError: With another backend than TensorFlow, or a name in ``names`` that is
-            no BatchNormalization layer of ``model``.
+        ValueError: If a name in ``names`` is no BatchNormalization layer of ``model``.
+        RuntimeError: With another Keras backend than TensorFlow.
 
     Example:
         >>> with strategy.scope():
@@ -153,11 +157,7 @@ def synchronize_batch_norm(model, names=None):
         ...     synchronize_batch_norm(model)
         ...     model.compile("adam", "sparse_categorical_crossentropy")
     """
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(
-            "synchronize_batch_norm needs the TensorFlow backend, got "
-            f"{keras.backend.backend()!r}."
-        )
+    _checks.require_tensorflow_backend("distribute.synchronize_batch_norm")
     norms = _batch_norms(model)
     if names is not None:
         names = set(names)

@@ -64,6 +64,19 @@ def match(default_boxes, boxes, labels, iou_threshold=0.5):
     return ops.where(positive, matched, -1)
 
 
+def _check_graph_backend():
+    """Refuses a ``tf.data`` map (a TensorFlow graph) when Keras runs on another backend."""
+    if keras.backend.backend() == "tensorflow":
+        return
+    import tensorflow as tf
+
+    if not tf.executing_eagerly():
+        _checks.require_tensorflow_backend(
+            "detection.TargetEncoder in a tf.data map (on this backend, encode numpy batches "
+            "eagerly with `encoder.encode(...)` and pass the arrays to fit)"
+        )
+
+
 class TargetEncoder:
     """Encodes ground truth into SSD training targets (see the module docstring).
 
@@ -94,7 +107,13 @@ class TargetEncoder:
         self.coder = BoxCoder(variance)
 
     def encode(self, bounding_boxes):
-        """``{"boxes", "labels"}`` (batched or not) -> ``{"boxes": (..., A, 5), "classes": (..., A)}``."""
+        """``{"boxes", "labels"}`` (batched or not) -> ``{"boxes": (..., A, 5), "classes": (..., A)}``.
+
+        Raises:
+            RuntimeError: Inside a ``tf.data`` map on another Keras backend than TensorFlow
+                (``keras.ops`` run that backend's ops); there, encode numpy batches.
+        """
+        _check_graph_backend()
         labels = ops.cast(bounding_boxes["labels"], "int32")
         boxes = to_rel_xyxy(bounding_boxes["boxes"], self.bounding_box_format, self.image_shape,
                             labels)

@@ -79,6 +79,8 @@ class SSDPostprocess(keras.layers.Layer):
     Raises:
         ValueError: On an invalid argument, or predictions whose number of default
             boxes differs from ``feature_map_shapes``.
+        RuntimeError: With another Keras backend than TensorFlow (the layer runs
+            TensorFlow's non-maximum suppression).
 
     Example:
         >>> layer = SSDPostprocess(image_shape=(64, 64), feature_map_shapes=[[4, 4], [2, 2]])
@@ -90,6 +92,7 @@ class SSDPostprocess(keras.layers.Layer):
                  min_ratio=MIN_RATIO, max_ratio=MAX_RATIO, clip=True, variance=VARIANCE,
                  score_threshold=0.01, iou_threshold=0.55, max_detections=100, pre_nms_top_k=300,
                  bounding_box_format="xyxy", **kwargs):
+        _checks.require_tensorflow_backend("detection.SSDPostprocess (TensorFlow's NMS)")
         super().__init__(**kwargs)
         self.default_boxes = DefaultBoxes(
             tuple(tuple(s) for s in feature_map_shapes), aspect_ratios, min_ratio, max_ratio, clip

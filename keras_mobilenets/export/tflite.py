@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_mobilenets import _checks
 from keras_mobilenets.export import delegation
 from keras_mobilenets.export.int8_rewrite import (
     DEFAULT_REWRITES,
@@ -233,12 +234,14 @@ def to_tflite(
             ``representative_data`` for a non-QAT model, or a model input with an
             unknown spatial size.
         TypeError: If ``model`` is neither a Keras 3 nor a tf_keras model.
+        RuntimeError: With another Keras backend than TensorFlow.
 
     Example:
         >>> model = keras_mobilenets.MobileNetV3Small(input_shape=(224, 224, 3))
         >>> flatbuffer = to_tflite(model, "v3.tflite")
         >>> int8 = to_tflite(model, quantization="int8", representative_data=images)
     """
+    _checks.require_tensorflow_backend("export.to_tflite")
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}, got {quantization!r}.")
     if int8_hard_swish not in HARD_SWISH_MODES:

@@ -6,6 +6,8 @@ tf_keras and tfmot are imported inside the functions, so importing this module (
 
 import os
 
+from keras_mobilenets import _checks
+
 
 def quantize_model(model, calibration_data=None, calibration_batch_size=32):
     """Returns a quantization-aware (QAT) tf_keras copy of a Keras 3 functional model.
@@ -40,12 +42,14 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
         ValueError: If ``model`` is not a Keras 3 functional model (Sequential and
             subclassed models are refused), or contains an unsupported layer (the
             message names the layer and its type).
+        RuntimeError: With another Keras backend than TensorFlow (QAT is tfmot's).
 
     Example:
         >>> model = keras_mobilenets.MobileNetV3Small(input_shape=(64, 64, 3), classes=4)
         >>> qat = quantize_model(model, calibration_data=train_images[:512])
         >>> qat.compile("adam", "sparse_categorical_crossentropy")
     """
+    _checks.require_tensorflow_backend("quantization.quantize_model")
     from keras_mobilenets.distribute import synchronize_batch_norm
     from keras_mobilenets.quantization import calibration, configs, translate
     from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
