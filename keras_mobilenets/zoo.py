@@ -133,6 +133,60 @@ def model_table_markdown(measurements=None, progress=False):
     return "\n".join(lines)
 
 
+#: Licence note per checkpoint source (the project that publishes the files).
+LICENCES = {
+    "keras.applications": "Apache-2.0 (keras-applications)",
+    "torchvision": "BSD-3-Clause (torchvision); the training data's terms apply",
+    "timm": "Apache-2.0 (timm); the training data's terms apply",
+}
+
+
+def _weights_keyword(entry, checkpoint):
+    sources = {c.source for c in entry.checkpoints}
+    if checkpoint.source == "torchvision" and "keras.applications" in sources:
+        return "imagenet_torchvision"
+    return "imagenet"
+
+
+def _metrics_text(metrics):
+    return ", ".join(f"{name} {value:g}" for name, value in metrics.items()) or "—"
+
+
+def checkpoint_table_markdown():
+    """The pretrained checkpoints (markdown): per variant and source, the ``weights``
+    keyword, how many files, their input sizes, published metrics and licence note.
+
+    Example:
+        >>> print(checkpoint_table_markdown())  # part of docs/model_zoo.md
+    """
+    from keras_mobilenets.models import catalog
+
+    lines = [
+        "| variant or head | `weights=` | source | files | input sizes | published metrics "
+        "| licence |",
+        "|---|---|---|---:|---|---|---|",
+    ]
+    for entry in registry.entries():
+        groups = {}
+        for checkpoint in entry.checkpoints:
+            groups.setdefault((_weights_keyword(entry, checkpoint), checkpoint.source),
+                              []).append(checkpoint)
+        for (keyword, source), files in groups.items():
+            top1 = sorted({c.top1 for c in files if c.top1 is not None})
+            metrics = {"ImageNet top-1": top1[0]} if len(top1) == 1 else {}
+            sizes = ", ".join(str(rows) for rows in sorted({c.rows for c in files}))
+            lines.append(f"| {entry.name} | `\"{keyword}\"` | {source} | {len(files)} | {sizes} "
+                         f"| {_metrics_text(metrics)} | {LICENCES.get(source, '—')} |")
+    for (head, keyword), checkpoint in catalog.HEAD_CHECKPOINTS.items():
+        call = {"ssdlite": "detection.SSDLite", "lraspp": "segmentation.LRASPP"}.get(head, head)
+        metrics = catalog.HEAD_METRICS.get(checkpoint.file_name, {})
+        lines.append(
+            f"| `{call}(\"MobileNetV3Large\")` | `\"{keyword}\"` | {checkpoint.source} | 1 "
+            f"| {checkpoint.rows} | {_metrics_text(metrics)} "
+            f"| {LICENCES.get(checkpoint.source, '—')} |")
+    return "\n".join(lines)
+
+
 def model_zoo_markdown(measurements=None, progress=False):
     """The model zoo page of the documentation (``docs/model_zoo.md``) as markdown.
 
@@ -168,6 +222,18 @@ def model_zoo_markdown(measurements=None, progress=False):
         "of their own load the 224 weights); ShuffleNetV2's are torchvision's (converted when",
         "loaded; `weights=\"imagenet_torchvision\"` gives torchvision's MobileNetV2 / V3 too);",
         "ShuffleNet V1 has none.",
+        "",
+        "## Pretrained checkpoints",
+        "",
+        "Every published weights file the package downloads (`keras.utils.get_file`, hash",
+        "verified, cached under `$KERAS_HOME/models`; `KERAS_MOBILENETS_WEIGHTS_URL` names a",
+        "mirror or a folder). torchvision's and timm's files are read without running code",
+        "from them and converted to our layers once (the converted `.weights.h5` is cached).",
+        "Published metrics are the source's own numbers for its file (ImageNet top-1 at the",
+        "checkpoint's input size; torchvision's COCO box mAP and VOC-label mIoU for the heads);",
+        "licence notes name the licence the source publishes its files under.",
+        "",
+        checkpoint_table_markdown(),
         "",
         "This page is generated: `keras-mobilenets models --markdown > docs/model_zoo.md`.",
         "",

@@ -72,3 +72,17 @@ def test_selection_reads_the_checkpoints_of_the_registry(monkeypatch):
                         registry.ModelEntry(**{**entry.__dict__, "checkpoints": ()}))
     with pytest.raises(ValueError, match=r"`alpha` must be one of \[0.5, 0.75, 1.0, 1.3, 1.4\]"):
         selection.select_checkpoint(request)
+
+
+def test_checkpoint_table_lists_every_file_once_with_its_licence():
+    from keras_mobilenets import zoo
+    from keras_mobilenets.models import catalog
+
+    rows = [line.strip("| ").split(" | ") for line in
+            zoo.checkpoint_table_markdown().splitlines()[2:]]
+    assert sum(int(row[3]) for row in rows) == (
+        len(registry.checkpoints()) + len(catalog.HEAD_CHECKPOINTS))
+    assert all(row[6] != "—" for row in rows), "a checkpoint source without a licence note"
+    shufflenet = next(row for row in rows if row[0] == "shufflenet_v2_1.0")
+    assert shufflenet[1:3] == ['`"imagenet"`', "torchvision"]
+    assert shufflenet[5] == "ImageNet top-1 69.362"
