@@ -28,7 +28,8 @@ def test_entries_are_unique_and_consistent():
         for checkpoint in entry.checkpoints:
             # A checkpoint belongs to its entry's family and width, and says how to feed it.
             assert checkpoint.family == entry.family, checkpoint.name
-            assert checkpoint.alpha == entry.kwargs.get("alpha", 1.0), checkpoint.name
+            width = entry.kwargs.get("alpha", entry.kwargs.get("scale", 1.0))
+            assert checkpoint.alpha == width, checkpoint.name
             assert checkpoint.minimalistic == entry.kwargs.get("minimalistic", False)
             # Keras' files expect the entry's preprocessing; converted torchvision files
             # come with their normalisation inside the model.
