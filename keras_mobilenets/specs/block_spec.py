@@ -10,7 +10,7 @@ Nothing here imports Keras.
 import dataclasses
 from typing import Optional
 
-ACTIVATIONS = ("relu", "relu6", "hard_swish")
+ACTIVATIONS = ("relu", "relu6", "hard_swish", "gelu")
 
 
 def _check_positive_int(owner, field, value):
@@ -199,6 +199,9 @@ class TopSpec:
     ``kind="conv"``: global pool (kept 4D) -> optional hidden 1x1 conv + activation ->
     dropout -> 1x1 conv logits -> reshape to 2D -> activation layer ``"predictions"``.
     ``kind="dense"``: global pool -> Dense ``"predictions"`` with the activation fused.
+    ``kind="norm_conv"`` (MobileNetV4): global pool (kept 4D) -> 1x1 conv ``hidden_name``
+    without bias -> batch norm ``hidden_norm_name`` -> activation -> flatten
+    (``reshape_name``) -> dropout -> Dense ``logits_name`` with the activation fused.
     """
 
     kind: str
@@ -208,10 +211,13 @@ class TopSpec:
     hidden_name: str = ""
     reshape_name: str = ""
     dropout_name: str = "dropout"
+    hidden_norm_name: str = ""
 
     def __post_init__(self):
-        if self.kind not in ("conv", "dense"):
-            raise ValueError(f"TopSpec: `kind` must be 'conv' or 'dense', got {self.kind!r}.")
+        if self.kind not in ("conv", "dense", "norm_conv"):
+            raise ValueError(
+                f"TopSpec: `kind` must be 'conv', 'dense' or 'norm_conv', got {self.kind!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,10 +227,14 @@ class BlockNames:
     Every field is a format string with ``{prefix}`` (the block prefix) and ``{i}`` (the
     block index). ``first_prefix`` is used for block 0, ``prefix`` for the others.
     Unused fields stay empty. Names are the weight contract: do not change them.
+    ``base`` (usually ``"{prefix}"``) serves block kinds whose layers are named after a
+    reference implementation's module paths (MobileNetV4 follows timm): the block appends
+    its fixed sub-module names to it.
     """
 
     first_prefix: str
     prefix: str
+    base: str = ""
     expand: str = ""
     expand_bn: str = ""
     expand_act: str = ""
