@@ -12,6 +12,7 @@ file names stay the official ones.
 """
 
 import hashlib
+import json
 import logging
 import os
 
@@ -86,6 +87,8 @@ def verify(path, checkpoint):
         if actual != expected:
             return f"its {algorithm} is {actual}, expected {expected}"
         return None
+    if checkpoint.file_name.endswith(".safetensors"):
+        return _safetensors_problem(path)
     try:
         with h5py.File(path, "r") as f:
             group = f["model_weights"] if "model_weights" in f else f
@@ -93,6 +96,19 @@ def verify(path, checkpoint):
                 return "it is an HDF5 file but not a Keras weights file (no layer_names)"
     except OSError as error:
         return f"it is not a readable HDF5 file ({error})"
+    return None
+
+
+def _safetensors_problem(path):
+    """None if ``path`` starts like a safetensors file (header size, JSON header), else why."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100_000_000 or size + 8 > os.path.getsize(path):
+                return "it is not a safetensors file (bad header size)"
+            json.loads(f.read(size))
+    except (OSError, ValueError) as error:
+        return f"it is not a safetensors file ({error})"
     return None
 
 

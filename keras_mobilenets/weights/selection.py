@@ -19,7 +19,8 @@ from typing import Optional
 
 from keras_mobilenets import registry
 
-WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5")
+# Keras files, then timm / PyTorch checkpoints (converted by name, see weights.timm).
+WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5", ".safetensors", ".pth", ".bin")
 DEFAULT_ROWS = 224
 
 
