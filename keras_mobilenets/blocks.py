@@ -13,6 +13,7 @@ from keras_mobilenets.layers import (
     HardSigmoid,
     HardSwish,
     MultiQueryAttention,
+    StandaloneBatchNorm,
 )
 from keras_mobilenets.specs import make_divisible
 
@@ -319,7 +320,7 @@ def mobile_mqa_block(x, row, names, bn):
     layer scale, residual add. The key / value down-sampling is never dilated.
     """
     base, shortcut, in_channels = names["base"], x, x.shape[-1]
-    x = batch_norm(bn, f"{base}norm")(x)
+    x = StandaloneBatchNorm(epsilon=bn.epsilon, momentum=bn.momentum, name=f"{base}norm")(x)
     query = keras.layers.Conv2D(
         row.heads * row.key_dim, 1, use_bias=False, name=f"{base}attn_query_proj"
     )(x)

@@ -1,10 +1,11 @@
 """Small registered custom layers."""
 
 from keras_mobilenets.layers.activations import HardSigmoid, HardSwish
-from keras_mobilenets.layers.attention import GELU, MultiQueryAttention
+from keras_mobilenets.layers.attention import GELU, MultiQueryAttention, StandaloneBatchNorm
 from keras_mobilenets.layers.channel_shuffle import ChannelShuffle
 from keras_mobilenets.layers.channel_split import ChannelSplit
 
 __all__ = [
     "ChannelShuffle", "ChannelSplit", "GELU", "HardSigmoid", "HardSwish", "MultiQueryAttention",
+    "StandaloneBatchNorm",
 ]

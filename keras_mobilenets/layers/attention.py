@@ -5,7 +5,8 @@ heads but to a single key and a single value shared by all heads (optionally com
 spatially down-sampled input). The projections are ordinary 1x1 / depthwise convolutions;
 :class:`MultiQueryAttention` is only the weightless core between them, so tfmot quantizes the
 projections as any other convolution and the TFLite converter sees reshapes, two batched
-matrix products and a softmax.
+matrix products and a softmax. :class:`StandaloneBatchNorm` is the block's input
+normalisation: a batch norm that follows no convolution (so QAT cannot fold it).
 """
 
 import keras
@@ -101,3 +102,18 @@ class GELU(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="keras_mobilenets")
+class StandaloneBatchNorm(keras.layers.BatchNormalization):
+    """``BatchNormalization`` that does not follow a convolution (Mobile MQA's input norm).
+
+    Computes exactly what ``keras.layers.BatchNormalization`` computes; its own class
+    tells the QAT bridge that this batch norm cannot be folded into a preceding
+    convolution: there it becomes a per-channel affine map with its moving statistics
+    (frozen, as batch norms usually are in QAT fine-tuning) and quantized output.
+
+    Example:
+        >>> StandaloneBatchNorm(epsilon=1e-5, momentum=0.9)(np.ones((1, 2, 2, 4))).shape
+        (1, 2, 2, 4)
+    """
