@@ -19,6 +19,7 @@ Example:
 """
 
 from keras_mobilenets.registry import Checkpoint, ModelEntry, register
+from keras_mobilenets.specs.mobilenet_v4 import DEFAULT_SIZES as _V4_SIZES
 
 V1_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
 V2_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
@@ -115,13 +116,11 @@ _V4 = {
 
 
 def _v4_checkpoints(variant, params):
-    from keras_mobilenets.specs.mobilenet_v4 import DEFAULT_SIZES
-
     model = f"mobilenetv4_{variant}.{params[5]}"
     rows = []
     for include_top, num_params in ((True, params[0]), (False, params[1])):
         rows.append(Checkpoint(
-            family=f"mobilenet_v4_{variant}", alpha=1.0, rows=DEFAULT_SIZES[variant],
+            family=f"mobilenet_v4_{variant}", alpha=1.0, rows=_V4_SIZES[variant],
             include_top=include_top, minimalistic=False, file_name=f"{model}.safetensors",
             url=f"{TIMM_BASE_URL}{model}/resolve/main/model.safetensors", md5=None,
             sha256=None, num_params=num_params, preprocessing="none", source="timm",
@@ -205,12 +204,10 @@ def _entries():
                 paper=_V3_PAPER,
             ))
     for variant, params in _V4.items():
-        from keras_mobilenets.specs.mobilenet_v4 import DEFAULT_SIZES
-
         title = "".join(part.capitalize() for part in variant.split("_"))
         rows.append(ModelEntry(
             f"mobilenet_v4_{variant}", f"MobileNetV4{title}", f"mobilenet_v4_{variant}", {},
-            "none", default_input_size=DEFAULT_SIZES[variant], params=params[0],
+            "none", default_input_size=_V4_SIZES[variant], params=params[0],
             trainable_params=params[2], macs_millions=params[3], top1=params[4],
             checkpoints=_v4_checkpoints(variant, params), paper=_V4_PAPER,
         ))
