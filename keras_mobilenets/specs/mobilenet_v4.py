@@ -1,12 +1,12 @@
 """MobileNetV4 (Qin et al. 2024, "MobileNetV4: Universal Models for the Mobile Ecosystem",
-arXiv:2404.10518), Tables 10-14: Conv-Small, Conv-Medium, Conv-Large, Hybrid-Medium and
-Hybrid-Large.
+arXiv:2404.10518): Conv-Small, Conv-Medium, Conv-Large, Hybrid-Medium and Hybrid-Large.
 
-Rows follow the paper's tables in the arrangement of timm's ``mobilenetv4_*`` models (whose
-trainable parameter counts they reproduce): a 3x3 stride-2 stem, five stages of
-``cn`` / ``fused_ib`` / ``uib`` / ``mqa`` rows (see :mod:`.uib_spec`), a 1x1 convolution to
-960 channels as the last block, and the classification top: global pooling, 1x1
-convolution to 1280 channels without bias, batch norm, activation, fully connected layer.
+Rows transcribe the architecture tables of the paper's appendix in the arrangement of
+timm's ``mobilenetv4_*`` models (whose trainable parameter counts they reproduce): a 3x3
+stride-2 stem, stages of ``cn`` / ``fused_ib`` / ``uib`` / ``mqa`` rows (see
+:mod:`.uib_spec`), a 1x1 convolution to 960 channels as the last block, and the
+classification top: global pooling, 1x1 convolution to 1280 channels without bias, batch
+norm, activation, fully connected layer.
 The hybrids add layer scale (a learned per-channel factor on each UIB / MQA residual
 branch) and Mobile MQA blocks; Hybrid-Large uses GELU where the others use ReLU. Batch
 norm: epsilon 1e-5, momentum 0.9 (PyTorch's 0.1), as the timm checkpoints were trained.
@@ -19,7 +19,13 @@ Layer names are timm's module paths with ``.`` replaced by ``_`` (``conv_stem``,
 
 import dataclasses
 
-from keras_mobilenets.specs.block_spec import BackboneSpec, BatchNormSpec, BlockNames, TopSpec, conv
+from keras_mobilenets.specs.block_spec import (
+    BackboneSpec,
+    BatchNormSpec,
+    BlockNames,
+    TopSpec,
+    conv,
+)
 from keras_mobilenets.specs.scaling import make_divisible
 from keras_mobilenets.specs.uib_spec import cn, fused_ib, mqa, uib
 
@@ -41,7 +47,7 @@ def _r(times, row):
     return (row,) * times
 
 
-# Table 10 (MNv4-Conv-S).
+# MNv4-Conv-S.
 CONV_SMALL = (
     (cn(32, k=3, s=2), cn(32, k=1)),
     (cn(96, k=3, s=2), cn(64, k=1)),
@@ -59,7 +65,7 @@ CONV_SMALL = (
     ),
 )
 
-# Table 11 (MNv4-Conv-M).
+# MNv4-Conv-M.
 CONV_MEDIUM = (
     (fused_ib(48, k=3, e=4, s=2),),
     (uib(80, start=3, mid=5, e=4, s=2), uib(80, start=3, mid=3, e=2)),
@@ -85,7 +91,7 @@ CONV_MEDIUM = (
     ),
 )
 
-# Table 12 (MNv4-Conv-L).
+# MNv4-Conv-L.
 _LARGE_STAGES_01 = (
     (fused_ib(48, k=3, e=4, s=2),),
     (uib(96, start=3, mid=5, e=4, s=2), uib(96, start=3, mid=3, e=4)),
@@ -114,7 +120,7 @@ CONV_LARGE = (
     ),
 )
 
-# Table 13 (MNv4-Hybrid-M): Conv-M with Mobile MQA blocks in the last two stages.
+# MNv4-Hybrid-M: Conv-M's first stages with Mobile MQA blocks in the last two stages.
 _MQA_M16 = mqa(160, heads=4, key_dim=64, kv_stride=2)
 _MQA_M32 = mqa(256, heads=4, key_dim=64)
 HYBRID_MEDIUM = (
@@ -152,7 +158,7 @@ HYBRID_MEDIUM = (
     ),
 )
 
-# Table 14 (MNv4-Hybrid-L): Conv-L with Mobile MQA blocks in the last two stages.
+# MNv4-Hybrid-L: Conv-L's first stages with Mobile MQA blocks in the last two stages.
 _MQA_L16 = mqa(192, heads=8, key_dim=48, kv_stride=2)
 _MQA_L32 = mqa(512, heads=8, key_dim=64)
 HYBRID_LARGE = (
