@@ -10,9 +10,26 @@ expect (``include_preprocessing=False`` leaves that to :func:`preprocess_input`)
 """
 
 import functools
+import os
 
 from keras_mobilenets import imagenet, registry, specs
 from keras_mobilenets.models import common
+from keras_mobilenets.weights import timm
+
+
+def _timm_file(weights):
+    """``(weights for build_model, timm file path or None)``."""
+    if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(
+        timm.TIMM_SUFFIXES
+    ):
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
+            raise ValueError(
+                "`weights` must be None, 'imagenet' or the path of an existing weights file, "
+                f"got {path!r} (no such file)."
+            )
+        return None, path
+    return weights, None
 
 
 def _mobilenet_v4(
@@ -20,9 +37,10 @@ def _mobilenet_v4(
     classifier_activation, include_preprocessing, dropout_rate, output_stride, name,
 ):
     common.check_rate("dropout_rate", dropout_rate)
+    weights, timm_path = _timm_file(weights)
     size = specs.mobilenet_v4.DEFAULT_SIZES[variant]
     title = "".join(part.capitalize() for part in variant.split("_"))
-    return common.build_model(
+    model = common.build_model(
         specs.mobilenet_v4.spec(variant),
         variant=dict(family=f"mobilenet_v4_{variant}"),
         input_shape=input_shape,
@@ -40,6 +58,9 @@ def _mobilenet_v4(
         default_name=f"MobileNetV4{title}",
         preprocessing="torch",
     )
+    if timm_path is not None:
+        timm.load_timm_weights(model, timm_path)
+    return model
 
 
 _ARGS_DOC = """

@@ -3,8 +3,8 @@
 ``weights`` is ``None`` (random initialisation), ``"imagenet"`` (the published checkpoint
 that fits the variant, from the model registry) or the path of a weights file:
 ``.weights.h5`` / ``.keras`` (Keras 3) or a legacy ``.h5`` / ``.hdf5`` file, loaded by layer
-name like the published checkpoints, or a timm checkpoint (``.safetensors``, ``.pth``,
-``.bin``; MobileNetV4) converted by :mod:`.timm`. Selection is in :mod:`.selection`, downloading in
+name like the published checkpoints. Checkpoints whose source is timm (MobileNetV4) are
+converted by :mod:`.timm`; the MobileNetV4 builders also take timm files as paths. Selection is in :mod:`.selection`, downloading in
 :mod:`.download`, reading files in :mod:`.files`. Nothing here runs at import time.
 
 Example:
@@ -74,10 +74,4 @@ def load_weights(model, weights, request=None):
             return
         load_weights_file(model, path, allow_extra_layers=False)
         return
-    path = os.fspath(weights)
-    if path.endswith((".safetensors", ".pth", ".bin")):
-        from keras_mobilenets.weights import timm
-
-        timm.load_timm_weights(model, path)
-        return
-    load_weights_file(model, path, allow_extra_layers=allow_extra)
+    load_weights_file(model, os.fspath(weights), allow_extra_layers=allow_extra)

@@ -19,8 +19,7 @@ from typing import Optional
 
 from keras_mobilenets import registry
 
-# Keras files, then timm / PyTorch checkpoints (converted by name, see weights.timm).
-WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5", ".safetensors", ".pth", ".bin")
+WEIGHTS_SUFFIXES = (".weights.h5", ".keras", ".h5", ".hdf5")
 DEFAULT_ROWS = 224
 
 

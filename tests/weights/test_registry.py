@@ -11,11 +11,18 @@ from keras_mobilenets.weights import registry
 def test_registry_covers_every_published_checkpoint():
     counts = collections.Counter(c.family for c in registry.CHECKPOINTS)
     # V1: 4 alphas x 4 sizes, V2: 6 alphas x 5 sizes, V3: 3 variants; each with/without top.
+    # MobileNetV4: timm's default checkpoint of each of the 5 variants, with / without top.
     assert counts == {
         "mobilenet_v1": 32, "mobilenet_v2": 60, "mobilenet_v3_small": 6,
-        "mobilenet_v3_large": 6,
+        "mobilenet_v3_large": 6, "mobilenet_v4_conv_small": 2, "mobilenet_v4_conv_medium": 2,
+        "mobilenet_v4_conv_large": 2, "mobilenet_v4_hybrid_medium": 2,
+        "mobilenet_v4_hybrid_large": 2,
     }
-    assert len({c.file_name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
+    # A keras.applications file per checkpoint; one timm file serves with and without top.
+    assert len({(c.file_name, c.include_top) for c in registry.CHECKPOINTS}) == len(
+        registry.CHECKPOINTS)
+    keras_files = [c.file_name for c in registry.CHECKPOINTS if c.source == "keras.applications"]
+    assert len(set(keras_files)) == len(keras_files)
     assert len({c.name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
 
 
@@ -29,6 +36,8 @@ def test_urls_and_file_names_follow_keras_applications():
         "mobilenet_v3_large": mobilenet_v3.BASE_WEIGHT_PATH,
     }
     for c in registry.CHECKPOINTS:
+        if c.source == "timm":  # MobileNetV4, tested in tests/models/test_mobilenet_v4.py
+            continue
         assert c.url == bases[c.family] + c.file_name
     names = {c.file_name for c in registry.CHECKPOINTS}
     assert {"mobilenet_1_0_224_tf.h5", "mobilenet_2_5_128_tf_no_top.h5",
@@ -78,7 +87,8 @@ def test_metadata():
     for c in registry.CHECKPOINTS:
         assert c.preprocessing in registry.PREPROCESSING
         assert c.input_shape == (c.rows, c.rows, 3)
-        assert c.preprocessing == ("none" if c.family.startswith("mobilenet_v3") else "tf")
+        rescales_inside = c.family.startswith(("mobilenet_v3", "mobilenet_v4"))
+        assert c.preprocessing == ("none" if rescales_inside else "tf")
     top1 = {c.name: c.top1 for c in registry.CHECKPOINTS if c.top1}
     assert top1["mobilenet_v1_1.0_224"] == 70.6
     assert top1["mobilenet_v3_large_1.0_224"] == 75.6
