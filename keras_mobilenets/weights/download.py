@@ -79,7 +79,8 @@ def verify(path, checkpoint):
     """Returns None if the file at ``path`` is ``checkpoint``'s file, else why not.
 
     With a known hash the file must match it; without one it must at least be a readable
-    Keras legacy weights file (HDF5 with ``layer_names``).
+    Keras legacy weights file (HDF5 with ``layer_names``), or for a ``.safetensors``
+    checkpoint (timm) start with a valid safetensors header.
     """
     algorithm, expected = expected_hash(checkpoint)
     if algorithm:
