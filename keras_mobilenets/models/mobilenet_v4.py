@@ -6,7 +6,9 @@ and trainable parameter counts), with layer names following timm's module paths,
 published timm checkpoints load with ``weights="imagenet"`` or ``weights="model.safetensors"``
 (see :mod:`keras_mobilenets.weights.timm`). The models take [0, 255] RGB pixels: a Rescaling
 layer normalises them with the ImageNet mean / standard deviation, as timm's checkpoints
-expect (``include_preprocessing=False`` leaves that to :func:`preprocess_input`).
+expect (built with ``include_preprocessing=False``, a model wants
+``imagenet.preprocess_input(x, mode="torch")``; :func:`preprocess_input` is the identity,
+for the default models).
 """
 
 import functools
