@@ -79,6 +79,16 @@ class MultiQueryAttention(keras.layers.Layer):
         query, _, value = input_shape
         return (*query[:-1], self.num_heads * value[-1])
 
+    def count_macs(self):
+        """Multiply-adds of the two matrix products (``q k^T`` and ``weights v``) for the
+        built input sizes (used by ``keras_mobilenets.profiling``; 0 if sizes are unknown)."""
+        query, key, value = (tuple(t.shape) for t in self.input)
+        if None in query[1:3] or None in key[1:3]:
+            return 0
+        rows = query[1] * query[2] * self.num_heads
+        keys = key[1] * key[2]
+        return rows * keys * (key[-1] + value[-1])
+
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads}
 

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_mobilenets import profiling
 from keras_mobilenets.layers import GELU, MultiQueryAttention, StandaloneBatchNorm
 from tests import helpers
 
@@ -37,6 +38,13 @@ def test_multi_query_attention_matches_numpy_with_downsampled_key_value():
     assert out.shape == (2, 4, 6, 15)
     np.testing.assert_allclose(out, _numpy_mqa(query, key, value, 3), atol=1e-5)
     helpers.assert_config_round_trip(layer)
+
+
+def test_multi_query_attention_counts_its_matrix_products():
+    q, k, v = keras.Input((4, 6, 24)), keras.Input((2, 3, 8)), keras.Input((2, 3, 5))
+    model = keras.Model([q, k, v], MultiQueryAttention(3, name="attention")([q, k, v]))
+    # (4 * 6 positions x 3 heads) query rows against 2 * 3 keys, 8 + 5 multiply-adds each.
+    assert profiling.layer_macs(model.get_layer("attention")) == 24 * 3 * 6 * (8 + 5)
 
 
 def test_multi_query_attention_checks_arguments_and_shapes():

@@ -24,8 +24,8 @@ TIMM_SIZES = {
     "conv_small": 224, "conv_medium": 256, "conv_large": 384, "hybrid_medium": 256,
     "hybrid_large": 384,
 }
-# Paper's multiply-adds (M) at the default size; our count has convolutions and dense layers
-# (the hybrids' attention products are not counted, nor by the paper it seems).
+# Paper's multiply-adds (M) at the default size; our count has convolutions, dense layers
+# and the hybrids' attention products (42 M in Hybrid-Medium, 340 M in Hybrid-Large).
 PAPER_MACS = {
     "conv_small": 200, "conv_medium": 1000, "conv_large": 5900, "hybrid_medium": 1200,
     "hybrid_large": 7200,
@@ -61,7 +61,7 @@ def test_macs_at_default_size_near_the_paper(variant):
     size = TIMM_SIZES[variant]
     macs = profiling.profile(builder(variant)(input_shape=(size, size, 3))).macs / 1e6
     assert registry.get(f"mobilenet_v4_{variant}").macs_millions == PAPER_MACS[variant]
-    # Measured: 186 / 1080 / 6376 / 1230 / 7376 M.
+    # Measured: 186 / 1080 / 6376 / 1272 / 7715 M.
     assert macs == pytest.approx(PAPER_MACS[variant], rel=0.09)
 
 
