@@ -1,4 +1,4 @@
-"""keras_mobilenets: MobileNet V1/V2/V3 and ShuffleNet V1/V2 for Keras 3.
+"""keras_mobilenets: MobileNet V1/V2/V3/V4 and ShuffleNet V1/V2 for Keras 3.
 
 Example:
     >>> import keras_mobilenets
@@ -25,12 +25,24 @@ from keras_mobilenets import (
     zoo,
 )
 from keras_mobilenets.backbone import StrideEndpoint, stride_endpoints
-from keras_mobilenets.layers import ChannelShuffle, ChannelSplit, HardSigmoid, HardSwish
+from keras_mobilenets.layers import (
+    GELU,
+    ChannelShuffle,
+    ChannelSplit,
+    HardSigmoid,
+    HardSwish,
+    MultiQueryAttention,
+)
 from keras_mobilenets.models import (
     MobileNet,
     MobileNetV2,
     MobileNetV3Large,
     MobileNetV3Small,
+    MobileNetV4ConvLarge,
+    MobileNetV4ConvMedium,
+    MobileNetV4ConvSmall,
+    MobileNetV4HybridLarge,
+    MobileNetV4HybridMedium,
     ShuffleNet,
     ShuffleNetV2,
 )
@@ -38,12 +50,19 @@ from keras_mobilenets.models import (
 __all__ = [
     "ChannelShuffle",
     "ChannelSplit",
+    "GELU",
     "HardSigmoid",
     "HardSwish",
     "MobileNet",
     "MobileNetV2",
     "MobileNetV3Large",
     "MobileNetV3Small",
+    "MobileNetV4ConvLarge",
+    "MobileNetV4ConvMedium",
+    "MobileNetV4ConvSmall",
+    "MobileNetV4HybridLarge",
+    "MobileNetV4HybridMedium",
+    "MultiQueryAttention",
     "ShuffleNet",
     "ShuffleNetV2",
     "StrideEndpoint",

@@ -132,6 +132,10 @@ def stride_endpoints(model):
             stride_of[id(layer.output)] = 1
             continue
         inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+        source = getattr(layer, "STRIDE_SOURCE", None)
+        if source is not None:
+            # E.g. attention: the output has the query's resolution, not the key's.
+            inputs = inputs[source:source + 1]
         stride = max(stride_of.get(id(t), 0) for t in inputs) * _layer_stride(layer)
         output = layer.output
         if not isinstance(output, keras.KerasTensor) or len(output.shape) != 4 or not stride:

@@ -7,24 +7,31 @@ names all come from its spec row and the resolved name dict (see ``specs.BlockNa
 import keras
 
 from keras_mobilenets.layers import (
+    GELU,
     ChannelShuffle,
     ChannelSplit,
     HardSigmoid,
     HardSwish,
     grouped_conv,
+    MultiQueryAttention,
+    StandaloneBatchNorm,
 )
 from keras_mobilenets.specs import make_divisible
 
 
 def activation(act, name):
-    """Returns the activation layer for ``act`` ("relu", "relu6" or "hard_swish")."""
+    """Returns the activation layer for ``act`` ("relu", "relu6", "hard_swish", "gelu")."""
     if act == "relu":
         return keras.layers.ReLU(name=name)
     if act == "relu6":
         return keras.layers.ReLU(6.0, name=name)
     if act == "hard_swish":
         return HardSwish(name=name)
-    raise ValueError(f"Unknown activation {act!r}; expected 'relu', 'relu6' or 'hard_swish'.")
+    if act == "gelu":
+        return GELU(name=name)
+    raise ValueError(
+        f"Unknown activation {act!r}; expected 'relu', 'relu6', 'hard_swish' or 'gelu'."
+    )
 
 
 def batch_norm(bn, name):
@@ -225,7 +232,132 @@ def shuffle_v2_unit_block(x, row, names, bn):
     return ChannelShuffle(2, name=names["shuffle"])(x)
 
 
+def _symmetric_conv(x, filters, kernel, stride, dilation, pad_name, name):
+    """Convolution without bias, PyTorch-style symmetric padding (see _symmetric_depthwise)."""
+    padding = "same"
+    if stride > 1:
+        x = keras.layers.ZeroPadding2D(dilation * (kernel // 2), name=pad_name)(x)
+        padding = "valid"
+    return keras.layers.Conv2D(
+        filters, kernel, strides=stride, padding=padding, dilation_rate=dilation,
+        use_bias=False, name=name,
+    )(x)
+
+
+def _layer_scale(x, base):
+    """MobileNetV4 layer scale: a learned per-channel factor (initially 1e-5).
+
+    Built as a 1x1 depthwise convolution without bias, which tfmot and the TFLite
+    converter handle like any other depthwise convolution (per-channel int8 weights).
+    """
+    return keras.layers.DepthwiseConv2D(
+        1, use_bias=False, depthwise_initializer=keras.initializers.Constant(1e-5),
+        name=f"{base}layer_scale",
+    )(x)
+
+
+def conv_block(x, row, names, bn):
+    """MobileNetV4 convolution block (``ConvBlockSpec``): conv, batch norm, activation."""
+    base = names["base"]
+    x = _symmetric_conv(
+        x, row.out, row.kernel, row.stride, row.dilation, f"{base}pad", f"{base}conv"
+    )
+    x = batch_norm(bn, f"{base}bn1")(x)
+    return activation(row.act, f"{base}bn1_act")(x)
+
+
+def fused_ib_block(x, row, names, bn):
+    """Fused inverted bottleneck (``FusedIBSpec``, arXiv:2404.10518 Figure 4)."""
+    base, shortcut, in_channels = names["base"], x, x.shape[-1]
+    x = _symmetric_conv(
+        x, row.exp, row.kernel, row.stride, row.dilation, f"{base}conv_exp_pad",
+        f"{base}conv_exp",
+    )
+    x = batch_norm(bn, f"{base}bn1")(x)
+    x = activation(row.act, f"{base}bn1_act")(x)
+    x = keras.layers.Conv2D(row.out, 1, use_bias=False, name=f"{base}conv_pwl")(x)
+    x = batch_norm(bn, f"{base}bn2")(x)
+    if row.stride == 1 and in_channels == row.out:
+        x = keras.layers.Add(name=names["add"])([shortcut, x])
+    return x
+
+
+def _uib_depthwise(x, row, part, kernel, stride, bn, base, act):
+    x = _symmetric_depthwise(
+        x, kernel, stride, row.dilation, f"{base}{part}_pad", f"{base}{part}_conv"
+    )
+    x = batch_norm(bn, f"{base}{part}_bn")(x)
+    return activation(row.act, f"{base}{part}_act")(x) if act else x
+
+
+def uib_block(x, row, names, bn):
+    """Universal inverted bottleneck (``UIBSpec``, arXiv:2404.10518 Figure 4).
+
+    Optional ``start`` depthwise (no activation), 1x1 expansion, optional ``mid``
+    depthwise, 1x1 linear projection, optional ``end`` depthwise, optional layer scale,
+    residual add when the shape is kept. The stride goes to the first depthwise there is.
+    """
+    base, shortcut, in_channels = names["base"], x, x.shape[-1]
+    if row.start:
+        stride = 1 if row.mid else row.stride
+        x = _uib_depthwise(x, row, "dw_start", row.start, stride, bn, base, act=False)
+    x = keras.layers.Conv2D(row.exp, 1, use_bias=False, name=f"{base}pw_exp_conv")(x)
+    x = batch_norm(bn, f"{base}pw_exp_bn")(x)
+    x = activation(row.act, f"{base}pw_exp_act")(x)
+    if row.mid:
+        x = _uib_depthwise(x, row, "dw_mid", row.mid, row.stride, bn, base, act=True)
+    x = keras.layers.Conv2D(row.out, 1, use_bias=False, name=f"{base}pw_proj_conv")(x)
+    x = batch_norm(bn, f"{base}pw_proj_bn")(x)
+    if row.end:
+        stride = 1 if row.start or row.mid else row.stride
+        x = _uib_depthwise(x, row, "dw_end", row.end, stride, bn, base, act=False)
+    if row.layer_scale:
+        x = _layer_scale(x, base)
+    if row.stride == 1 and in_channels == row.out:
+        x = keras.layers.Add(name=names["add"])([shortcut, x])
+    return x
+
+
+def mobile_mqa_block(x, row, names, bn):
+    """Mobile MQA block (``MobileMQASpec``, arXiv:2404.10518 section 4).
+
+    Batch norm, then ``heads`` query projections and one shared key and value projection
+    (from a ``kv_stride`` depthwise down-sampling + BN each when ``kv_stride`` > 1),
+    :class:`~keras_mobilenets.layers.MultiQueryAttention`, output projection, optional
+    layer scale, residual add. The key / value down-sampling is never dilated.
+    """
+    base, shortcut, in_channels = names["base"], x, x.shape[-1]
+    x = StandaloneBatchNorm(epsilon=bn.epsilon, momentum=bn.momentum, name=f"{base}norm")(x)
+    query = keras.layers.Conv2D(
+        row.heads * row.key_dim, 1, use_bias=False, name=f"{base}attn_query_proj"
+    )(x)
+    key_value = []
+    for part in ("key", "value"):
+        y = x
+        if row.kv_stride > 1:
+            y = _symmetric_depthwise(
+                y, row.kernel, row.kv_stride, 1, f"{base}attn_{part}_down_pad",
+                f"{base}attn_{part}_down_conv",
+            )
+            y = batch_norm(bn, f"{base}attn_{part}_norm")(y)
+        y = keras.layers.Conv2D(
+            row.key_dim, 1, use_bias=False, name=f"{base}attn_{part}_proj"
+        )(y)
+        key_value.append(y)
+    x = MultiQueryAttention(row.heads, name=f"{base}attn")([query, *key_value])
+    x = keras.layers.Conv2D(row.out, 1, use_bias=False, name=f"{base}attn_output_proj")(x)
+    if row.layer_scale:
+        x = _layer_scale(x, base)
+    if in_channels == row.out:
+        x = keras.layers.Add(name=names["add"])([shortcut, x])
+    return x
+
+
 BLOCK_BUILDERS = {
+    "ConvBlockSpec": conv_block,
+    "FusedIBSpec": fused_ib_block,
+    "UIBSpec": uib_block,
+    "MobileMQASpec": mobile_mqa_block,
     "SeparableSpec": separable_block,
     "InvertedResidualSpec": inverted_residual_block,
     "ShuffleUnitSpec": shuffle_unit_block,

@@ -1,7 +1,8 @@
 """Parameters and multiply-adds (MACs) per layer and per model.
 
 MACs count convolutions (regular, grouped, depthwise, separable) and dense layers, the
-convention of the MobileNet and ShuffleNet papers; element-wise ops, pooling and batch
+convention of the MobileNet and ShuffleNet papers (and the matrix products of layers that
+count their own, such as MobileNetV4's attention); element-wise ops, pooling and batch
 norm are not counted.
 """
 
@@ -48,7 +49,14 @@ def _spatial_size(shape):
 
 
 def layer_macs(layer):
-    """Multiply-adds of one built layer (0 for layers that are not conv or dense)."""
+    """Multiply-adds of one built layer (0 for layers that are not conv or dense).
+
+    A layer with a ``count_macs()`` method (e.g. ``MultiQueryAttention``: its two matrix
+    products) counts its own.
+    """
+    count_macs = getattr(layer, "count_macs", None)
+    if callable(count_macs):
+        return int(count_macs())
     if not isinstance(
         layer,
         (

@@ -91,6 +91,9 @@ class Checkpoint:
 
     def builder_kwargs(self):
         """Builder arguments (besides ``weights``) of the model this file fits."""
+        if self.source == "timm":  # MobileNetV4: no width multiplier
+            return {"include_top": self.include_top,
+                    "input_shape": self.input_shape if self.include_top else None}
         kwargs = {"alpha": self.alpha, "include_top": self.include_top}
         if self.family.startswith("shufflenet"):
             kwargs["scale"] = kwargs.pop("alpha")
@@ -116,7 +119,9 @@ class ModelEntry:
         params: Reference ``count_params()`` with the 1000-class top (keras.applications,
             batch-norm statistics included), or None when there is none.
         trainable_params: Reference trainable parameters (torchvision), or None.
-        macs_millions: Reference multiply-adds at 224x224 in millions (paper), or None.
+        macs_millions: Reference multiply-adds in millions (paper) at 224x224, or at
+            ``default_input_size`` for families whose paper uses other sizes
+            (MobileNetV4), or None.
         top1: Reference ImageNet top-1 (%) of the published checkpoint, or None.
         checkpoints: The published weights files of this variant.
         paper: arXiv id of the paper the architecture comes from.

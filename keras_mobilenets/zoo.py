@@ -175,7 +175,8 @@ def checkpoint_table_markdown():
             top1 = sorted({c.top1 for c in files if c.top1 is not None})
             metrics = {"ImageNet top-1": top1[0]} if len(top1) == 1 else {}
             sizes = ", ".join(str(rows) for rows in sorted({c.rows for c in files}))
-            lines.append(f"| {entry.name} | `\"{keyword}\"` | {source} | {len(files)} | {sizes} "
+            count = len({c.file_name for c in files})
+            lines.append(f"| {entry.name} | `\"{keyword}\"` | {source} | {count} | {sizes} "
                          f"| {_metrics_text(metrics)} | {LICENCES.get(source, '—')} |")
     for (head, keyword), checkpoint in catalog.HEAD_CHECKPOINTS.items():
         call = {"ssdlite": "detection.SSDLite", "lraspp": "segmentation.LRASPP"}.get(head, head)

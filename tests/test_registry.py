@@ -33,11 +33,13 @@ def test_entries_are_unique_and_consistent():
             assert checkpoint.minimalistic == entry.kwargs.get("minimalistic", False)
             # Keras' files expect the entry's preprocessing; converted torchvision files
             # come with their normalisation inside the model.
-            expected = "none" if checkpoint.source == "torchvision" else entry.preprocessing
+            expected = "none" if checkpoint.source != "keras.applications" else (
+                entry.preprocessing)
             assert checkpoint.preprocessing == expected, checkpoint.name
             assert checkpoint.builder == entry.builder
     assert all(len(builders) == 1 for builders in families.values()), families
-    files = [c.file_name for c in registry.checkpoints()]
+    # One file per checkpoint (timm's one file serves with and without the top).
+    files = [(c.file_name, c.include_top) for c in registry.checkpoints()]
     assert len(files) == len(set(files))
     assert sum(c.source == "keras.applications" for c in registry.checkpoints()) == 104
 
@@ -82,7 +84,7 @@ def test_checkpoint_table_lists_every_file_once_with_its_licence():
     rows = [line.strip("| ").split(" | ") for line in
             zoo.checkpoint_table_markdown().splitlines()[2:]]
     assert sum(int(row[3]) for row in rows) == (
-        len(registry.checkpoints()) + len(catalog.HEAD_CHECKPOINTS))
+        len({c.file_name for c in registry.checkpoints()}) + len(catalog.HEAD_CHECKPOINTS))
     assert all(row[6] != "—" for row in rows), "a checkpoint source without a licence note"
     shufflenet = next(row for row in rows if row[0] == "shufflenet_v2_1.0")
     assert shufflenet[1:3] == ['`"imagenet"`', "torchvision"]

@@ -2,7 +2,11 @@
 
 from keras_mobilenets.layers import grouped_conv
 from keras_mobilenets.layers.activations import HardSigmoid, HardSwish
+from keras_mobilenets.layers.attention import GELU, MultiQueryAttention, StandaloneBatchNorm
 from keras_mobilenets.layers.channel_shuffle import ChannelShuffle
 from keras_mobilenets.layers.channel_split import ChannelSplit
 
-__all__ = ["ChannelShuffle", "ChannelSplit", "grouped_conv", "HardSigmoid", "HardSwish"]
+__all__ = [
+    "ChannelShuffle", "ChannelSplit", "GELU", "HardSigmoid", "HardSwish", "MultiQueryAttention",
+    "StandaloneBatchNorm", "grouped_conv",
+]

@@ -26,6 +26,7 @@ Example:
 """
 
 from keras_mobilenets.registry import Checkpoint, ModelEntry, register
+from keras_mobilenets.specs.mobilenet_v4 import DEFAULT_SIZES as _V4_SIZES
 
 V1_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
 V2_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
@@ -36,6 +37,7 @@ _V1_PAPER = "arXiv:1704.04861"
 _V2_PAPER = "arXiv:1801.04381"
 _V3_PAPER = "arXiv:1905.02244"
 _SHUFFLENET_PAPER = "arXiv:1707.01083"
+_V4_PAPER = "arXiv:2404.10518"
 _SHUFFLENET_V2_PAPER = "arXiv:1807.11164"
 
 # MobileNet V1, {alpha: (params with top, params without top, MACs (M), top-1 at 224)}.
@@ -130,6 +132,36 @@ def _torchvision_checkpoints(family, alpha):
     )]
 
 
+# MobileNetV4 (Qin et al. 2024) in timm's layout: variant -> (params with top, without top
+# (count_params(), batch-norm statistics included), timm 1.0's trainable parameters,
+# MACs (M) the paper reports at the default size, the paper's top-1, timm checkpoint tag).
+# The checkpoints are timm's default tag per model on the Hugging Face hub; timm publishes
+# no file hash and we could not read their top-1 offline, so both are None.
+TIMM_BASE_URL = "https://huggingface.co/timm/"
+_V4 = {
+    "conv_small": (3_799_112, 1_284_192, 3_774_024, 200, 73.8, "e2400_r224_in1k"),
+    "conv_medium": (9_783_416, 7_268_496, 9_715_512, 1000, 79.9, "e500_r256_in1k"),
+    "conv_large": (32_740_416, 30_225_496, 32_590_864, 5900, 82.9, "e600_r384_in1k"),
+    "hybrid_medium": (
+        11_150_488, 8_635_568, 11_074_648, 1200, 80.7, "e200_r256_in12k_ft_in1k",
+    ),
+    "hybrid_large": (37_929_024, 35_414_104, 37_764_624, 7200, 83.4, "ix_e600_r384_in1k"),
+}
+
+
+def _v4_checkpoints(variant, params):
+    model = f"mobilenetv4_{variant}.{params[5]}"
+    rows = []
+    for include_top, num_params in ((True, params[0]), (False, params[1])):
+        rows.append(Checkpoint(
+            family=f"mobilenet_v4_{variant}", alpha=1.0, rows=_V4_SIZES[variant],
+            include_top=include_top, minimalistic=False, file_name=f"{model}.safetensors",
+            url=f"{TIMM_BASE_URL}{model}/resolve/main/model.safetensors", md5=None,
+            sha256=None, num_params=num_params, preprocessing="none", source="timm",
+        ))
+    return rows
+
+
 def _v1_checkpoints(alpha, params):
     rows = []
     for size in _V1_ROWS:
@@ -209,6 +241,14 @@ def _entries():
                     _torchvision_checkpoints(f"mobilenet_v3_{size}", alpha)),
                 paper=_V3_PAPER,
             ))
+    for variant, params in _V4.items():
+        title = "".join(part.capitalize() for part in variant.split("_"))
+        rows.append(ModelEntry(
+            f"mobilenet_v4_{variant}", f"MobileNetV4{title}", f"mobilenet_v4_{variant}", {},
+            "none", default_input_size=_V4_SIZES[variant], params=params[0],
+            trainable_params=params[2], macs_millions=params[3], top1=params[4],
+            checkpoints=_v4_checkpoints(variant, params), paper=_V4_PAPER,
+        ))
     for (groups, scale), macs in _SHUFFLENET.items():
         rows.append(ModelEntry(
             f"shufflenet_g{groups}_{scale}", "ShuffleNet", "shufflenet_v1",

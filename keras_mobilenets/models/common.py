@@ -80,8 +80,24 @@ def make_input(input_shape, input_tensor, default_shape):
     return image, image
 
 
-def classification_top(x, top, *, classes, classifier_activation, dropout_rate):
-    """The family's classification top (``TopSpec``) on the last feature map."""
+def classification_top(x, top, *, classes, classifier_activation, dropout_rate, bn=None):
+    """The family's classification top (``TopSpec``) on the last feature map.
+
+    ``bn`` (a ``BatchNormSpec``) is needed by the ``"norm_conv"`` top only.
+    """
+    if top.kind == "norm_conv":
+        from keras_mobilenets.blocks import activation, batch_norm
+
+        x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
+        x = keras.layers.Conv2D(top.hidden, 1, use_bias=False, name=top.hidden_name)(x)
+        x = batch_norm(bn, top.hidden_norm_name)(x)
+        x = activation(top.hidden_act, f"{top.hidden_name}_act")(x)
+        x = keras.layers.Flatten(name=top.reshape_name)(x)
+        if dropout_rate > 0:
+            x = keras.layers.Dropout(dropout_rate, name=top.dropout_name)(x)
+        return keras.layers.Dense(
+            classes, activation=classifier_activation, name=top.logits_name
+        )(x)
     if top.kind == "dense":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         return keras.layers.Dense(
@@ -157,7 +173,7 @@ def build_model(
     if include_top:
         x = classification_top(
             x, spec.top, classes=classes, classifier_activation=classifier_activation,
-            dropout_rate=dropout_rate,
+            dropout_rate=dropout_rate, bn=spec.bn,
         )
     else:
         x = global_pooling(x, pooling)

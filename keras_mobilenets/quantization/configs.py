@@ -25,7 +25,7 @@ Example:
     >>> config_for(tf_keras.layers.Multiply())  # an OutputQuantizeConfig
 """
 
-from keras_mobilenets.quantization import layers
+from keras_mobilenets.quantization import attention_layers, layers
 from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
 
 
@@ -96,7 +96,29 @@ class InnerAndOutputQuantizeConfig(OutputQuantizeConfig):
         (layer.inner,) = quantize_activations
 
 
+@tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
+class AttentionQuantizeConfig(OutputQuantizeConfig):
+    """Quantizes the attention twin's scaled query, logits, softmax weights and output.
+
+    Example:
+        >>> annotated = tfmot.quantization.keras.quantize_annotate_layer(
+        ...     MultiQueryAttention(4), quantize_config=AttentionQuantizeConfig())
+    """
+
+    _POINTS = ("inner_query", "inner_logits", "inner_weights")
+
+    def get_activations_and_quantizers(self, layer):
+        return [(getattr(layer, point), _activation_quantizer()) for point in self._POINTS]
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        for point, quantized in zip(self._POINTS, quantize_activations):
+            setattr(layer, point, quantized)
+
+
 _CONFIG_BY_CLASS = {
+    attention_layers.MultiQueryAttention: AttentionQuantizeConfig,
+    attention_layers.GELU: OutputQuantizeConfig,
+    attention_layers.StandaloneBatchNorm: InnerAndOutputQuantizeConfig,
     layers.HardSwish: OutputQuantizeConfig,
     layers.HardSigmoid: InnerAndOutputQuantizeConfig,
     layers.QATRescaling: InnerAndOutputQuantizeConfig,
@@ -140,6 +162,10 @@ def custom_objects():
         "ChannelShuffle": layers.ChannelShuffle,
         "ChannelSplit": layers.ChannelSplit,
         "QATRescaling": layers.QATRescaling,
+        "AttentionQuantizeConfig": AttentionQuantizeConfig,
+        "MultiQueryAttention": attention_layers.MultiQueryAttention,
+        "GELU": attention_layers.GELU,
+        "StandaloneBatchNorm": attention_layers.StandaloneBatchNorm,
     }
     objects.update({f"keras_mobilenets>{name}": obj for name, obj in list(objects.items())})
     return objects

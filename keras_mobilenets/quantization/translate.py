@@ -18,6 +18,7 @@ Example:
 import keras
 
 from keras_mobilenets import layers as km_layers
+from keras_mobilenets.quantization import attention_layers
 from keras_mobilenets.quantization import layers as twin_layers
 from keras_mobilenets.quantization._tf_keras import tf_keras
 
@@ -38,7 +39,12 @@ _TWINS = {
     # keras_mobilenets' Conv2D: keras' Conv2D (same config, weights) with a faster kernel.
     km_layers.grouped_conv.Conv2D: tf_keras.layers.Conv2D,
 }
-SUPPORTED_LAYERS = tuple(sorted(_STANDARD + _OURS))
+# MobileNetV4's layers (twins in attention_layers.py).
+_MOBILENET_V4 = ("GELU", "MultiQueryAttention", "StandaloneBatchNorm")
+_TWINS.update(
+    {getattr(km_layers, name): getattr(attention_layers, name) for name in _MOBILENET_V4}
+)
+SUPPORTED_LAYERS = tuple(sorted(_STANDARD + _OURS + _MOBILENET_V4))
 
 # Activations that tfmot's default 8-bit scheme can quantize both in Activation layers and
 # as the `activation` of Conv2D / DepthwiseConv2D / Dense (for ReLU6 use ReLU(6.0)).

@@ -12,7 +12,7 @@ from typing import Optional
 
 from keras_mobilenets._checks import check_choice, check_positive_int, check_rate
 
-ACTIVATIONS = ("relu", "relu6", "hard_swish")
+ACTIVATIONS = ("relu", "relu6", "hard_swish", "gelu")
 #: How strided convolutions pad: "tf" (TF-slim "same": one row/column less at the top/left
 #: for even sizes, keras.applications' layout) or "symmetric" (``kernel // 2`` on every
 #: side, PyTorch's layout, e.g. torchvision's checkpoints).
@@ -218,6 +218,9 @@ class TopSpec:
     ``kind="conv"``: global pool (kept 4D) -> optional hidden 1x1 conv + activation ->
     dropout -> 1x1 conv logits -> reshape to 2D -> activation layer ``"predictions"``.
     ``kind="dense"``: global pool -> Dense ``"predictions"`` with the activation fused.
+    ``kind="norm_conv"`` (MobileNetV4): global pool (kept 4D) -> 1x1 conv ``hidden_name``
+    without bias -> batch norm ``hidden_norm_name`` -> activation -> flatten
+    (``reshape_name``) -> dropout -> Dense ``logits_name`` with the activation fused.
     """
 
     kind: str
@@ -227,9 +230,10 @@ class TopSpec:
     hidden_name: str = ""
     reshape_name: str = ""
     dropout_name: str = "dropout"
+    hidden_norm_name: str = ""
 
     def __post_init__(self):
-        check_choice("TopSpec.kind", self.kind, ("conv", "dense"))
+        check_choice("TopSpec.kind", self.kind, ("conv", "dense", "norm_conv"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,10 +243,14 @@ class BlockNames:
     Every field is a format string with ``{prefix}`` (the block prefix) and ``{i}`` (the
     block index). ``first_prefix`` is used for block 0, ``prefix`` for the others.
     Unused fields stay empty. Names are the weight contract: do not change them.
+    ``base`` (usually ``"{prefix}"``) serves block kinds whose layers are named after a
+    reference implementation's module paths (MobileNetV4 follows timm): the block appends
+    its fixed sub-module names to it.
     """
 
     first_prefix: str
     prefix: str
+    base: str = ""
     expand: str = ""
     expand_bn: str = ""
     expand_act: str = ""

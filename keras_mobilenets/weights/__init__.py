@@ -7,7 +7,8 @@ name like the published checkpoints, or a torchvision state dict (``.pth``, ``.p
 ``.bin``, ``.safetensors``), converted. ``"imagenet_torchvision"`` selects torchvision's
 published checkpoint. Selection is in :mod:`.selection`, downloading in :mod:`.download`,
 reading Keras files in :mod:`.files`, PyTorch files in :mod:`.torch_checkpoint` and their
-conversion in :mod:`.torchvision`. Nothing here runs at import time.
+conversion in :mod:`.torchvision`; checkpoints whose source is timm (MobileNetV4) are
+converted by :mod:`.timm`. Nothing here runs at import time.
 
 Example:
     >>> import keras_mobilenets
@@ -79,12 +80,16 @@ def load_weights(model, weights, request=None):
         weights = select_checkpoint(request, warn=False, source=KEYWORDS[weights])
     allow_extra = request is not None and not request.include_top
     if isinstance(weights, Checkpoint):
+        if weights.source == "timm":
+            from keras_mobilenets.weights import timm
+
+            timm.load_timm_weights(model, download.fetch(weights))
+            return
         if is_state_dict_checkpoint(weights):
             include_top = request.include_top if request is not None else True
             torchvision.load_checkpoint(model, weights, include_top)
             return
-        path = download.fetch(weights)
-        load_weights_file(model, path, allow_extra_layers=False)
+        load_weights_file(model, download.fetch(weights), allow_extra_layers=False)
         return
     path = os.fspath(weights)
     if path.endswith(TORCH_SUFFIXES):

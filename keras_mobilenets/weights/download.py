@@ -13,6 +13,7 @@ official ones.
 """
 
 import hashlib
+import json
 import logging
 import os
 import pathlib
@@ -83,7 +84,8 @@ def verify(path, checkpoint):
 
     With a known hash the file must match it (a sha256 of 8 or more hex digits but fewer
     than 64 is a prefix, as in torchvision's file names); without one it must at least be a
-    readable Keras legacy weights file (HDF5 with ``layer_names``).
+    readable Keras legacy weights file (HDF5 with ``layer_names``), or for a
+    ``.safetensors`` checkpoint (timm) start with a valid safetensors header.
     """
     algorithm, expected = expected_hash(checkpoint)
     if algorithm:
@@ -93,6 +95,8 @@ def verify(path, checkpoint):
         if actual != expected and not (prefix and actual.startswith(expected)):
             return f"its {algorithm} is {actual}, expected {expected}{'...' if prefix else ''}"
         return None
+    if checkpoint.file_name.endswith(".safetensors"):
+        return _safetensors_problem(path)
     try:
         with h5py.File(path, "r") as f:
             group = f["model_weights"] if "model_weights" in f else f
@@ -100,6 +104,19 @@ def verify(path, checkpoint):
                 return "it is an HDF5 file but not a Keras weights file (no layer_names)"
     except OSError as error:
         return f"it is not a readable HDF5 file ({error})"
+    return None
+
+
+def _safetensors_problem(path):
+    """None if ``path`` starts like a safetensors file (header size, JSON header), else why."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100_000_000 or size + 8 > os.path.getsize(path):
+                return "it is not a safetensors file (bad header size)"
+            json.loads(f.read(size))
+    except (OSError, ValueError) as error:
+        return f"it is not a safetensors file ({error})"
     return None
 
 

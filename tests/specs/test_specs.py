@@ -63,7 +63,7 @@ def test_names_resolve_per_block_index():
     "make, message",
     [
         (lambda: block_spec.ir(k=3, exp=0, out=16, act="relu"), "exp"),
-        (lambda: block_spec.ir(k=3, exp=16, out=16, act="gelu"), "act"),
+        (lambda: block_spec.ir(k=3, exp=16, out=16, act="mish"), "act"),
         (lambda: block_spec.dws(64, s=0), "stride"),
         (lambda: block_spec.InvertedResidualSpec(3, 16, 16, "relu", stride=2, dilation=2),
          "dilation"),

@@ -14,17 +14,24 @@ TORCHVISION = [c for c in registry.CHECKPOINTS if c.source == "torchvision"]
 def test_registry_covers_every_published_checkpoint():
     counts = collections.Counter(c.family for c in KERAS)
     # V1: 4 alphas x 4 sizes, V2: 6 alphas x 5 sizes, V3: 3 variants; each with/without top.
+    # MobileNetV4: timm's default checkpoint of each of the 5 variants, with / without top.
     assert counts == {
         "mobilenet_v1": 32, "mobilenet_v2": 60, "mobilenet_v3_small": 6,
-        "mobilenet_v3_large": 6,
+        "mobilenet_v3_large": 6, "mobilenet_v4_conv_small": 2, "mobilenet_v4_conv_medium": 2,
+        "mobilenet_v4_conv_large": 2, "mobilenet_v4_hybrid_medium": 2,
+        "mobilenet_v4_hybrid_large": 2,
     }
     # torchvision: ShuffleNetV2 x0.5/x1/x1.5/x2, MobileNetV2, V3 Small and Large.
     assert collections.Counter(c.family for c in TORCHVISION) == {
         "shufflenet_v2": 4, "mobilenet_v2": 1, "mobilenet_v3_small": 1,
         "mobilenet_v3_large": 1,
     }
-    assert len(KERAS) + len(TORCHVISION) == len(registry.CHECKPOINTS)
-    assert len({c.file_name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
+    timm = [c for c in registry.CHECKPOINTS if c.source == "timm"]
+    assert len(KERAS) + len(TORCHVISION) + len(timm) == len(registry.CHECKPOINTS)
+    # A file per checkpoint; one timm file serves with and without the top.
+    assert len({(c.file_name, c.include_top) for c in registry.CHECKPOINTS}) == len(
+        registry.CHECKPOINTS)
+    assert len({c.file_name for c in KERAS + TORCHVISION}) == len(KERAS + TORCHVISION)
     assert len({c.name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
 
 
@@ -89,8 +96,11 @@ def test_metadata():
         assert c.input_shape == (c.rows, c.rows, 3)
     for c in KERAS:
         assert c.preprocessing == ("none" if c.family.startswith("mobilenet_v3") else "tf")
-    for c in TORCHVISION:  # converted models normalise [0, 255] pixels inside
-        assert c.preprocessing == "none" and c.include_top and c.rows == 224
+    for c in registry.CHECKPOINTS:  # torchvision's and timm's: normalised inside the model
+        if c.source != "keras.applications":
+            assert c.preprocessing == "none" and c.include_top in (True, False)
+    for c in TORCHVISION:
+        assert c.include_top and c.rows == 224
     top1 = {c.name: c.top1 for c in registry.CHECKPOINTS if c.top1}
     assert top1["mobilenet_v1_1.0_224"] == 70.6
     assert top1["mobilenet_v3_large_1.0_224"] == 75.6

@@ -1,0 +1,75 @@
+"""QAT and int8 TFLite of MobileNetV4 (arXiv:2404.10518): Mobile MQA, GELU, layer scale."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+import keras_mobilenets
+from keras_mobilenets import blocks, export, quantization, specs
+from keras_mobilenets.specs.uib_spec import cn, mqa, uib
+from tests import helpers as shared
+from tests.quantization import helpers
+
+BN = specs.BatchNormSpec(epsilon=1e-5, momentum=0.9)
+
+
+def _tiny_hybrid():
+    """Conv block, Mobile MQA (key / value down-sampled), UIB with GELU and layer scale."""
+    rows = [
+        ("stem_", cn(16, k=3, s=2)),
+        ("mqa_", mqa(16, heads=2, key_dim=8, kv_stride=2)),
+        ("uib_", dataclasses.replace(
+            uib(16, start=3, mid=3, e=2, act="gelu", layer_scale=True), exp=32)),
+    ]
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, -1.0, name="rescaling")(inputs)
+    for prefix, row in rows:
+        x = blocks.build_block(x, row, {"base": prefix, "add": f"{prefix}add"}, BN)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="logits")(x))
+    shared.randomize_batch_norm(model)
+    for layer in model.layers:  # layer scale 0.5, not 1e-5, so that the branch matters
+        if layer.name.endswith("layer_scale"):
+            layer.set_weights([np.full(layer.weights[0].shape, 0.5, "float32")])
+    return model
+
+
+@pytest.mark.slow
+def test_attention_gelu_and_layer_scale_quantize_and_run_in_int8():
+    model = _tiny_hybrid()
+    images = helpers.images(batch=16, size=32)
+    qat = quantization.quantize_model(model, calibration_data=images)
+    helpers.assert_same_float_weights(model, qat)
+    float_out = np.asarray(model(images, training=False))
+    qat_out = np.asarray(qat(images, training=False))
+    spread = float_out.max() - float_out.min()
+    assert np.abs(qat_out - float_out).max() < 0.1 * spread
+    flatbuffer = export.to_tflite(qat, quantization="int8")
+    helpers.assert_int8_graph(flatbuffer)
+    runner = export.LiteRTModel(flatbuffer)
+    ops = runner.op_histogram()
+    assert ops.get("BATCH_MATMUL", 0) == 2 and ops.get("SOFTMAX", 0) == 1, ops
+    assert ops.get("GELU", 0) == 2, ops
+    np.testing.assert_allclose(runner.predict(images), qat_out, atol=0.1 * spread)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [
+    "conv_small", "hybrid_medium",
+    pytest.param("conv_medium", marks=pytest.mark.acceptance),
+    pytest.param("conv_large", marks=pytest.mark.acceptance),
+    pytest.param("hybrid_large", marks=pytest.mark.acceptance),
+])
+def test_every_variant_quantizes_and_exports_int8(variant):
+    title = "".join(part.capitalize() for part in variant.split("_"))
+    model = getattr(keras_mobilenets, f"MobileNetV4{title}")(
+        input_shape=(64, 64, 3), classes=8, classifier_activation=None
+    )
+    images = helpers.images(batch=8, size=64)
+    qat = quantization.quantize_model(model, calibration_data=images)
+    flatbuffer = export.to_tflite(qat, quantization="int8")
+    helpers.assert_int8_graph(flatbuffer)
+    predictions = export.LiteRTModel(flatbuffer).predict(images)
+    assert predictions.shape == (8, 8) and np.isfinite(predictions).all()
