@@ -25,7 +25,7 @@ def test_measurements_agree_with_the_references(measurements):
             assert measured.params == variant.params, variant.name
         if variant.trainable_params is not None:
             assert measured.trainable_params == variant.trainable_params, variant.name
-        if variant.macs_millions is not None:
+        if variant.macs_millions is not None and not variant.family.startswith("mobilenet_v4"):
             assert measured.macs / 1e6 == pytest.approx(variant.macs_millions, rel=0.03), (
                 variant.name)
         assert 0 < measured.trainable_params < measured.params
@@ -34,6 +34,17 @@ def test_measurements_agree_with_the_references(measurements):
     assert (by_name["mobilenet_v2_0.35"].macs < by_name["mobilenet_v2_1.0"].macs
             < by_name["mobilenet_v2_1.4"].macs)
     assert by_name["shufflenet_g3_0.5"].params < by_name["shufflenet_g3_1.0"].params
+
+
+def test_mobilenet_v4_macs_agree_with_the_paper():
+    # The MobileNetV4 paper reports MACs at each variant's own size (224, 256, 384), rounded
+    # to 0.1 G: within 10% (measured: 7% at most, Conv-Small 186 M against 0.2 G).
+    variants = [v for v in zoo.VARIANTS if v.family.startswith("mobilenet_v4")]
+    assert len(variants) == 5 and all(v.macs_millions for v in variants)
+    for variant in variants:
+        measured = zoo.measure(variant, variant.default_input_size)
+        assert measured.macs / 1e6 == pytest.approx(variant.macs_millions, rel=0.1), (
+            variant.name)
 
 
 def test_model_zoo_page_and_readme_table_are_the_generated_ones(measurements, monkeypatch,

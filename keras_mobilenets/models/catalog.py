@@ -2,7 +2,8 @@
 
 Reference numbers: ``params`` is keras.applications' ``count_params()`` with the 1000-class
 top (batch-norm statistics included), ``trainable_params`` torchvision's count for the same
-architecture, ``macs_millions`` the multiply-adds the papers report at 224x224, ``top1`` the
+architecture, ``macs_millions`` the multiply-adds the papers report at the default input size
+(224x224 but for MobileNetV4's larger variants), ``top1`` the
 ImageNet accuracy published for the checkpoint.
 
 Checkpoints: the files keras.applications publishes for MobileNet (Howard et al. 2017,

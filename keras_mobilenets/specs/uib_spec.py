@@ -22,7 +22,16 @@ knows the input widths. Nothing here imports Keras.
 
 import dataclasses
 
-from keras_mobilenets.specs.block_spec import _check_activation, _check_positive_int
+from keras_mobilenets._checks import check_choice, check_positive_int
+from keras_mobilenets.specs.block_spec import ACTIVATIONS
+
+
+def _check_positive_int(owner, field, value):
+    check_positive_int(f"{owner}.{field}", value)
+
+
+def _check_activation(owner, act):
+    check_choice(f"{owner}.act", act, ACTIVATIONS)
 
 
 def _check_kernel(owner, field, value, allow_zero):
