@@ -919,7 +919,7 @@ def run_finetune(data_dir=None, output_dir="finetune_output", config=None, expor
         if config.sync_batch_norm:
             from keras_mobilenets.distribute import synchronize_batch_norm
 
-            synchronize_batch_norm(model)
+            model = synchronize_batch_norm(model)
     pretrained = config.weights is not None
     freeze_bn = pretrained if config.freeze_batch_norm is None else config.freeze_batch_norm
     if not pretrained:  # random kernels: give the frozen backbone realistic activations
