@@ -154,8 +154,8 @@ def check_runs_in_litert(flatbuffer, timeout=RUN_TIMEOUT):
     if result.returncode != 0 or "ok" not in result.stdout.split():
         how = (f"was killed by signal {-result.returncode}" if result.returncode < 0
                else f"exited with status {result.returncode}")
-        errors = result.stderr.strip().splitlines()
-        details = " | ".join(line for line in errors[-6:] if "INFO:" not in line)
+        errors = [line for line in result.stderr.strip().splitlines() if "INFO:" not in line]
+        details = " | ".join(line.strip() for line in errors[-2:])
         raise ValueError(
             f"LiteRT cannot run the converted file: a test run (load, allocate, one invoke on "
             f"zeros) {how}: {details or 'no error output'}. The model's weights or "
