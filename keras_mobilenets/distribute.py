@@ -166,6 +166,10 @@ def synchronize_batch_norm(model, names=None):
         )
     norms = _batch_norms(model)
     if names is not None:
+        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+            raise ValueError(
+                f"`names` must be None or a list of layer names, got {names!r}."
+            )
         names = set(names)
         unknown = names - {layer.name for layer in norms}
         if unknown:

@@ -105,7 +105,8 @@ def _min_max(tensor):
     """Per-channel (last axis) minimum and maximum of a tensor, as numpy arrays."""
     tensor = tf.convert_to_tensor(tensor)
     axes = list(range(tensor.shape.rank - 1))
-    return np.asarray(tf.reduce_min(tensor, axis=axes)), np.asarray(tf.reduce_max(tensor, axis=axes))
+    low, high = tf.reduce_min(tensor, axis=axes), tf.reduce_max(tensor, axis=axes)
+    return np.asarray(low), np.asarray(high)
 
 
 def _float_probe(qat_model, tf_keras, tfmot_keras, custom_objects, records):
