@@ -24,6 +24,8 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_mobilenets._checks import check_choice
+
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "default", "mirrored", "tpu", "multiworker")
@@ -80,8 +82,7 @@ def strategy_from_name(name="auto", devices=None, tpu=None):
         >>> strategy.num_replicas_in_sync
         1
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {name!r}.")
+    check_choice("strategy", name, STRATEGIES)
     if devices is not None and name != "mirrored":
         raise ValueError(
             f"`devices` only applies to strategy='mirrored', got devices={devices!r} with "

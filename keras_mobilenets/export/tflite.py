@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_mobilenets import _checks
+from keras_mobilenets._checks import check_choice
 from keras_mobilenets.export import validate
 from keras_mobilenets.export.rewrite import HARD_SWISH_MODES, rewrite_int8_hard_swish
 
@@ -215,8 +215,8 @@ def to_tflite(
         >>> flatbuffer = to_tflite(model, "v3.tflite")
         >>> int8 = to_tflite(model, quantization="int8", representative_data=images)
     """
-    _checks.check_choice("quantization", quantization, QUANTIZATIONS)
-    _checks.check_choice("int8_hard_swish", int8_hard_swish, HARD_SWISH_MODES)
+    check_choice("quantization", quantization, QUANTIZATIONS)
+    check_choice("int8_hard_swish", int8_hard_swish, HARD_SWISH_MODES)
     io_type = _check_io_dtype(io_dtype, quantization)
     tf_keras_model = _is_tf_keras_model(model)
     if not tf_keras_model and not isinstance(model, keras.Model):

@@ -31,7 +31,7 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from keras_mobilenets import _checks
+from keras_mobilenets._checks import check_int
 
 #: Narrowest activation range calibration sets (its int8 step: MIN_RANGE_WIDTH / 255).
 MIN_RANGE_WIDTH = 1e-6
@@ -56,8 +56,8 @@ def _batches(data, batch_size, steps):
 
 def check_options(batch_size, steps=None, prefix=""):
     """Raises ``ValueError`` unless ``batch_size`` (and ``steps`` unless None) are ints >= 1."""
-    _checks.check_int(f"{prefix}batch_size", batch_size, minimum=1)
-    _checks.check_int(f"{prefix}steps", steps, minimum=1, allow_none=True)
+    check_int(f"{prefix}batch_size", batch_size, minimum=1)
+    check_int(f"{prefix}steps", steps, minimum=1, allow_none=True)
 
 
 def range_variables(qat_model):
