@@ -158,9 +158,15 @@ def _basename(variable):
 
 
 def _float_weights(wrapper):
-    """The float variables of a QuantizeWrapper's layer, by base name (``kernel``, ...)."""
-    prefix = f"{wrapper.layer.name}/"
-    return {_basename(v): v for v in wrapper.weights if v.name.startswith(prefix)}
+    """The float variables of a QuantizeWrapper's layer, by base name (``kernel``, ...).
+
+    They are the wrapper's variables other than its own step counter and ranges (their
+    scope is the inner layer's name, or the wrapper's for a wrapper built from config).
+    """
+    return {
+        _basename(v): v for v in wrapper.weights
+        if _basename(v) != "optimizer_step" and not _basename(v).endswith(("_min", "_max"))
+    }
 
 
 def _set_weight_ranges(layer, pairs, tfmot_keras):

@@ -172,3 +172,25 @@ def test_one_image_or_one_batch_calibrates_a_model_that_trains_and_exports(num_i
     assert np.isfinite(loss), loss
     flatbuffer = export.to_tflite(qat, quantization="int8")  # checked: runs in LiteRT
     assert np.all(np.isfinite(export.LiteRTModel(flatbuffer).predict(images[:2])))
+
+
+def test_calibrating_a_model_with_synchronized_batch_norms():
+    # quantize_model rebuilds the wrappers of synchronized batch norms from config, which
+    # scopes their float variables under the wrapper's name: calibration finds them anyway.
+    from keras_mobilenets.distribute import synchronize_batch_norm
+
+    inputs = keras.Input((4, 4, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    data = np.random.default_rng(0).uniform(-1.0, 2.0, (4, 4, 4, 3)).astype("float32")
+
+    plain = quantize_model(model, calibration_data=data)
+    synchronized = quantize_model(synchronize_batch_norm(model), calibration_data=data)
+
+    assert synchronized.get_layer("quant_bn").layer.synchronized
+    assert _range(synchronized, "quant_relu", "output") == _range(plain, "quant_relu", "output")
+    np.testing.assert_array_equal(synchronized(data, training=False).numpy(),
+                                  plain(data, training=False).numpy())
