@@ -84,8 +84,7 @@ def strategy_from_name(name="auto", devices=None, tpu=None):
         1
     """
     _checks.require_tensorflow_backend("distribute.strategy_from_name")
-    if name not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {name!r}.")
+    _checks.check_choice("strategy", name, STRATEGIES)
     if devices is not None and name != "mirrored":
         raise ValueError(
             f"`devices` only applies to strategy='mirrored', got devices={devices!r} with "
@@ -127,50 +126,108 @@ def is_multi_worker(strategy):
 
 
 def synchronize_batch_norm(model, names=None):
-    """Makes the BatchNormalization layers of ``model`` use statistics of the global batch.
+    """A copy of ``model`` whose BatchNormalization layers use statistics of the global batch.
 
     Under a strategy each replica normally normalizes with the statistics of its own part
     of the batch, which are noisy when that part is small (e.g. 8 TPU cores sharing a batch
     of 64). Synchronized batch normalization all-reduces the statistics over the replicas
     in every training step, so training matches one device with the whole batch. It costs
     one all-reduce per layer and step; it changes nothing in inference or on one device.
-    Call it before ``compile`` (TensorFlow backend only). Nested models are included, and
-    QAT models (tf_keras, from ``quantization.quantize_model``) work too: their batch norms
-    are switched to the unfused kernel, the one that can synchronize. ``quantize_model``
-    keeps the synchronized batch norms of the model it quantizes; a QAT model loaded from
-    a file needs this call again.
+
+    The layers are created with the option rather than changed after being built: the
+    copy is rebuilt from ``model``'s config with ``synchronized=True`` in the chosen batch
+    norms' configs (nested models included), and ``model``'s weights are copied into it;
+    ``model`` itself is not changed. QAT models (tf_keras, from
+    ``quantization.quantize_model``) are rebuilt the same way, their chosen batch norms
+    created with ``synchronized=True, fused=False`` (tf_keras' fused kernel cannot
+    synchronize). ``quantize_model`` keeps the synchronized batch norms of the model it
+    quantizes; a QAT model loaded from a file needs this call again. Call it inside the
+    strategy's scope and before ``compile`` (the copy is not compiled). TensorFlow
+    backend only.
 
     Args:
-        model: A Keras 3 model or a tf_keras QAT model.
-        names: Names of the BatchNormalization layers to change (None: all).
+        model: A Keras 3 functional model or a tf_keras QAT model.
+        names: Names of the BatchNormalization layers to synchronize (None: all).
 
     Returns:
-        The number of BatchNormalization layers changed.
+        The new model, with the same weights.
 
     Raises:
-        ValueError: If a name in ``names`` is no BatchNormalization layer of ``model``.
+        ValueError: If ``model`` is neither a Keras 3 nor a QAT model, or a name in
+            ``names`` is no BatchNormalization layer of ``model``.
         RuntimeError: With another Keras backend than TensorFlow.
 
     Example:
         >>> with strategy.scope():
         ...     model = keras_mobilenets.MobileNetV2(input_shape=(96, 96, 3), classes=5)
-        ...     synchronize_batch_norm(model)
+        ...     model = synchronize_batch_norm(model)
         ...     model.compile("adam", "sparse_categorical_crossentropy")
     """
     _checks.require_tensorflow_backend("distribute.synchronize_batch_norm")
     norms = _batch_norms(model)
     if names is not None:
+        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+            raise ValueError(
+                f"`names` must be None or a list of layer names, got {names!r}."
+            )
         names = set(names)
         unknown = names - {layer.name for layer in norms}
         if unknown:
             raise ValueError(f"`names` has no BatchNormalization layer of {model.name!r}: "
                              f"{sorted(unknown)}.")
-        norms = [layer for layer in norms if layer.name in names]
-    for layer in norms:
-        layer.synchronized = True  # read by BatchNormalization.call when traced
-        if getattr(layer, "fused", False):
-            layer.fused = False  # tf_keras' fused kernel cannot synchronize
-    return len(norms)
+    else:
+        names = {layer.name for layer in norms}
+    if isinstance(model, keras.Model):
+        return _synchronized_keras3(model, names)
+    return _synchronized_qat(model, names)
+
+
+def _synchronized_keras3(model, names):
+    """Rebuilds a Keras 3 functional model with ``synchronized=True`` in chosen batch norms."""
+    config = model.get_config()
+    if "layers" not in config:
+        raise ValueError(
+            f"synchronize_batch_norm needs a functional model; {model.name!r} is a "
+            f"{type(model).__name__}."
+        )
+
+    def mark(layers):
+        for entry in layers:
+            inner = entry.get("config", {})
+            if entry["class_name"] == "BatchNormalization" and entry["name"] in names:
+                inner["synchronized"] = True
+            if isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+                mark(inner["layers"])
+
+    mark(config["layers"])
+    copy = type(model).from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _synchronized_qat(model, names):
+    """Rebuilds a tf_keras (QAT) model with synchronized, unfused chosen batch norms."""
+    from keras_mobilenets.quantization import configs
+    from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
+
+    if not isinstance(model, tf_keras.Model):
+        raise ValueError(
+            "synchronize_batch_norm expects a Keras 3 model or a tf_keras QAT model, got "
+            f"{type(model).__name__}."
+        )
+
+    def clone(layer):
+        inner = getattr(layer, "layer", layer)
+        config = layer.get_config()
+        if isinstance(inner, tf_keras.layers.BatchNormalization) and inner.name in names:
+            inner_config = config["layer"]["config"] if inner is not layer else config
+            inner_config.update(synchronized=True, fused=False)
+        return type(layer).from_config(config)
+
+    with tfmot_keras.quantize_scope(configs.custom_objects()):
+        copy = tf_keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _batch_norms(model):

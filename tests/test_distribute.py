@@ -45,7 +45,7 @@ def train(strategy, synchronized):
         initial = model.get_weights() if initial is None else initial
         model.set_weights(initial)
         if synchronized:
-            synchronize_batch_norm(model)
+            model = synchronize_batch_norm(model)
         model.compile(keras.optimizers.SGD(1e-3), "sparse_categorical_crossentropy")
     start = np.concatenate([np.ravel(v.numpy()) for v in model.trainable_weights])
     losses = model.fit(data, epochs=1, verbose=0).history["loss"]  # 4 steps
@@ -121,7 +121,7 @@ data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
 keras.utils.set_random_seed(0)
 model = finetune.build_classifier(5, "MobileNetV3Small", image_size=32, weights=None,
                                   dropout_rate=0.0, alpha=0.35, minimalistic=True)
-synchronize_batch_norm(model)
+model = synchronize_batch_norm(model)
 reestimate_batch_norm(model, images)  # random kernels: realistic statistics
 start = [w.copy() for w in model.get_weights()]
 phase = finetune.fit_phase(model, data, epochs=1, learning_rate=1e-3, optimizer="sgd",
@@ -254,10 +254,14 @@ def test_synchronize_batch_norm_covers_nested_models():
 
     model = build_classifier(3, "MobileNetV3Small", image_size=32, weights=None, alpha=0.35,
                              minimalistic=True)
-    norms = batch_norm_layers(model)
-    assert distribute.synchronize_batch_norm(model) == len(norms) > 0
-    assert all(layer.synchronized for layer in norms)
-
+    synchronized = distribute.synchronize_batch_norm(model)
+    norms = batch_norm_layers(synchronized)
+    assert norms and all(layer.synchronized for layer in norms)
+    assert len(norms) == len(batch_norm_layers(model))
+    # A new model (created with the option), the same weights; the original is unchanged.
+    assert not any(layer.synchronized for layer in batch_norm_layers(model))
+    for a, b in zip(model.get_weights(), synchronized.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_qat_models_keep_synchronized_batch_norms():
@@ -273,14 +277,21 @@ def test_qat_models_keep_synchronized_batch_norms():
     plain = distribute._batch_norms(quantize_model(model))
     assert plain and not any(layer.synchronized for layer in plain)
     names = [layer.name for layer in batch_norm_layers(model)]
-    assert distribute.synchronize_batch_norm(model, names=names[:2]) == 2
+    model = distribute.synchronize_batch_norm(model, names=names[:2])
+    assert [layer.synchronized for layer in batch_norm_layers(model)][:3] == [True, True, False]
     qat = quantize_model(model)
     norms = distribute._batch_norms(qat)
     assert [layer.name for layer in norms] == names
     assert [layer.synchronized for layer in norms] == [True, True] + [False] * (len(names) - 2)
     assert not any(layer.fused for layer in norms[:2])
-    # A QAT model (e.g. loaded from a file) is synchronized the same way.
-    assert distribute.synchronize_batch_norm(qat) == len(names)
+    # A QAT model (e.g. loaded from a file) is synchronized the same way, into a copy with
+    # the same weights and outputs.
+    synchronized = distribute.synchronize_batch_norm(qat)
+    norms = distribute._batch_norms(synchronized)
+    assert len(norms) == len(names)
     assert all(layer.synchronized and not layer.fused for layer in norms)
+    batch = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(synchronized(batch, training=False).numpy(),
+                               qat(batch, training=False).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match=r"`names` has no BatchNormalization layer .*'conv'"):
         distribute.synchronize_batch_norm(model, names=["conv"])

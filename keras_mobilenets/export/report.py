@@ -11,7 +11,6 @@ each one cuts the delegated graph in two.
 import collections
 import os
 
-import numpy as np
 
 from keras_mobilenets.export import delegation
 from keras_mobilenets.export._litert import import_litert

@@ -14,6 +14,11 @@ reads with ``from_concrete_functions``: the same ops and int8 outputs as tfmot's
 ``from_keras_model`` (checked on MobileNet 0.25), without its dynamic-batch SHAPE/PACK ops
 and ~6x faster (it exports a whole SavedModel first). A QAT model is recognised by its tfmot
 quantize layers and needs no representative data for "int8".
+
+Every file is checked before it is returned or written (``export.validate``): the model's
+variables must be finite, a quantized file's scales finite and positive, and the file must
+load and invoke once in LiteRT, run in a separate Python process so that a file that makes
+the runtime abort raises a ``ValueError`` here instead of killing the caller.
 """
 
 import functools
@@ -27,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mobilenets import _checks
-from keras_mobilenets.export import delegation
+from keras_mobilenets.export import delegation, validate
 from keras_mobilenets.export.int8_rewrite import (
     DEFAULT_REWRITES,
     REWRITES,
@@ -227,12 +232,18 @@ def to_tflite(
     ``export.op_report``), if any: they run on slower builtin kernels.
 
     Returns:
-        The TFLite flatbuffer as ``bytes``.
+        The TFLite flatbuffer as ``bytes``. Before it is returned (and written to ``path``)
+        it is checked: its quantization scales must be finite and > 0, and LiteRT must
+        load and invoke it once in a separate Python process (skipped when ai-edge-litert
+        is not installed). When a check fails nothing is written: a file already at
+        ``path`` is left as it was.
 
     Raises:
         ValueError: On an unknown ``quantization`` or ``io_dtype``, "int8" without
-            ``representative_data`` for a non-QAT model, or a model input with an
-            unknown spatial size.
+            ``representative_data`` for a non-QAT model, a model input with an
+            unknown spatial size, a model with NaN or inf in its variables (named), a
+            converted file with invalid scales (tensors named) or one that LiteRT cannot
+            run (the message says how the test run failed).
         TypeError: If ``model`` is neither a Keras 3 nor a tf_keras model.
         RuntimeError: With another Keras backend than TensorFlow.
 
@@ -242,12 +253,8 @@ def to_tflite(
         >>> int8 = to_tflite(model, quantization="int8", representative_data=images)
     """
     _checks.require_tensorflow_backend("export.to_tflite")
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}, got {quantization!r}.")
-    if int8_hard_swish not in HARD_SWISH_MODES:
-        raise ValueError(
-            f"`int8_hard_swish` must be one of {HARD_SWISH_MODES}, got {int8_hard_swish!r}."
-        )
+    _checks.check_choice("quantization", quantization, QUANTIZATIONS)
+    _checks.check_choice("int8_hard_swish", int8_hard_swish, HARD_SWISH_MODES)
     if isinstance(int8_rewrites, str) or not all(r in REWRITES for r in int8_rewrites):
         raise ValueError(
             f"`int8_rewrites` must be a collection of {REWRITES}, got {int8_rewrites!r}."
@@ -269,6 +276,7 @@ def to_tflite(
         raise ValueError(
             f"`postprocess` must be None or a callable, got {type(postprocess).__name__}."
         )
+    validate.check_finite_weights(model, "export")
     if quantization != "int8" and representative_data is not None:
         logger.warning("`representative_data` is only used with quantization='int8'; ignored.")
 
@@ -307,6 +315,12 @@ def to_tflite(
         flatbuffer, counts = rewrite_int8_for_xnnpack(flatbuffer, int8_rewrites)
         if any(counts.values()):
             logger.info("Rewrote int8 ops for XNNPACK: %s", counts)
+    if quantization in ("int8", "dynamic"):
+        try:
+            validate.check_flatbuffer_scales(flatbuffer)
+        except ImportError:
+            logger.info("ai-edge-litert is not installed: quantization scales not checked.")
+    validate.check_runs_in_litert(flatbuffer)
     _warn_non_delegated(flatbuffer)
 
     if path is not None:

@@ -40,8 +40,9 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
     Raises:
         ImportError: If tf_keras or tensorflow-model-optimization is missing.
         ValueError: If ``model`` is not a Keras 3 functional model (Sequential and
-            subclassed models are refused), or contains an unsupported layer (the
-            message names the layer and its type).
+            subclassed models are refused), contains an unsupported layer (the
+            message names the layer and its type), holds NaN or inf in its variables
+            (named), or calibration gives non-finite ranges (named).
         RuntimeError: With another Keras backend than TensorFlow (QAT is tfmot's).
 
     Example:
@@ -51,12 +52,15 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
     """
     _checks.require_tensorflow_backend("quantization.quantize_model")
     from keras_mobilenets.distribute import synchronize_batch_norm
+    from keras_mobilenets.export.validate import check_finite_weights
     from keras_mobilenets.quantization import calibration, configs, translate
     from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
     from keras_mobilenets.training import batch_norm_layers
 
     if calibration_data is not None:
         calibration.check_options(calibration_batch_size, prefix="calibration_")
+    translate.check_model(model)
+    check_finite_weights(model, "quantize")
     float_model = translate.to_tf_keras(model)
     registry = tfmot_keras.default_8bit.Default8BitQuantizeRegistry()
 
@@ -78,12 +82,15 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
     annotated = tf_keras.models.clone_model(float_model, clone_function=annotate)
     with tfmot_keras.quantize_scope(configs.custom_objects()):
         qat_model = tfmot_keras.quantize_apply(annotated)
-    # tf_keras' BatchNormalization config has no `synchronized`: carry it over.
+    # The twins of synchronized batch norms are created synchronized (translate), but
+    # tf_keras' BatchNormalization config has no `synchronized`, so tfmot's cloning drops
+    # it: rebuild those wrappers with it.
     synchronized = [layer.name for layer in batch_norm_layers(model) if layer.synchronized]
     if synchronized:
-        synchronize_batch_norm(qat_model, names=synchronized)
+        qat_model = synchronize_batch_norm(qat_model, names=synchronized)
     if calibration_data is not None:
         calibration.calibrate(qat_model, calibration_data, batch_size=calibration_batch_size)
+    calibration.check_finite_ranges(qat_model)
     return qat_model
 
 

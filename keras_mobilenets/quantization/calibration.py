@@ -6,56 +6,37 @@ exponential moving average of decay 0.999 during training, the model input's ran
 for a few hundred steps therefore keeps ranges that are mostly the initial guess (0.999^200
 = 0.82), and one exported without training has ranges unrelated to the data.
 
-``calibrate`` runs the model in inference mode (batch norm uses its moving statistics,
-dropout is off, no weight changes) on calibration batches while tfmot's range ops update
-their variables as in training, with the moving average replaced by the plain mean over
-the calibration batches: every activation range becomes the mean of the batch ranges (the
-same statistic TFLite's post-training calibration uses), the input range the overall range
-and each weight range that of the weight.
+``calibrate`` computes the ranges and assigns the quantizers' min/max variables (found by
+name in the QAT model's public ``weights``: ``quantize_layer_min``, ``kernel_min``,
+``pre_activation_min``, ``post_activation_min``, ``output_min``, ... and their ``_max``):
 
-Mechanism: tfmot's quantizers (``quantizers.py``) call the functions of its ``quant_ops``
-module with ``is_training`` and a fixed ``ema_decay``; during calibration these functions
-are temporarily replaced by versions that always update the ranges, with decay
-``k / (k + 1)`` for the ``k``-th batch. Only the calling thread's calls run in calibration
-mode; the originals are restored afterwards, also on error.
+* the tensors the activation quantizers see come from a float copy of the QAT model (the
+  same layers without fake-quant ops, same weights, inference mode: batch norm uses its
+  moving statistics, dropout is off); each activation range is the mean over the
+  calibration batches of the batch range extended to include 0 (the statistic TFLite's
+  post-training calibration uses), the input's range is the overall range;
+* each weight range is set by the weight's own tfmot quantizer from the float weight.
+
+Every range is then made at least ``MIN_RANGE_WIDTH`` wide. A zero-width range (a tensor
+that is 0 on all calibration data, e.g. a ReLU of an untrained layer) makes the fake-quant
+op output 0 and its int8 scale 0; tiny widths (an untrained model's activations can shrink
+to 1e-13 after a dozen blocks) give scales that underflow float32 in training and in the
+int8 file. Weights, batch-norm statistics and tfmot itself are not changed.
 
 Example:
     >>> qat = quantize_model(model)
     >>> calibrate(qat, train_images[:512])
 """
 
-import contextlib
-import threading
-
 import numpy as np
 import tensorflow as tf
 
-_RANGE_OPS = ("AllValuesQuantize", "LastValueQuantize", "MovingAvgQuantize")
-_patch_lock = threading.Lock()
+from keras_mobilenets._checks import check_int
 
+#: Narrowest activation range calibration sets (its int8 step: MIN_RANGE_WIDTH / 255).
+MIN_RANGE_WIDTH = 1e-6
 
-@contextlib.contextmanager
-def _calibration_mode(quant_ops, batch_index):
-    """Makes tfmot's range ops update in any mode; moving averages become running means."""
-    originals = {name: getattr(quant_ops, name) for name in _RANGE_OPS}
-
-    def always_training(name):
-        def op(*args, **kwargs):
-            kwargs["is_training"] = True
-            if name == "MovingAvgQuantize":
-                kwargs["ema_decay"] = batch_index[0] / (batch_index[0] + 1.0)
-            return originals[name](*args, **kwargs)
-
-        return op
-
-    with _patch_lock:
-        for name in _RANGE_OPS:
-            setattr(quant_ops, name, always_training(name))
-        try:
-            yield
-        finally:
-            for name, original in originals.items():
-                setattr(quant_ops, name, original)
+_ACTIVATION_PREFIXES = ("output", "pre_activation", "post_activation")
 
 
 def _batches(data, batch_size, steps):
@@ -75,11 +56,178 @@ def _batches(data, batch_size, steps):
 
 def check_options(batch_size, steps=None, prefix=""):
     """Raises ``ValueError`` unless ``batch_size`` (and ``steps`` unless None) are ints >= 1."""
-    for name, value in (("batch_size", batch_size), ("steps", steps)):
-        if value is None and name == "steps":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"`{prefix}{name}` must be an int >= 1, got {value!r}.")
+    check_int(f"{prefix}batch_size", batch_size, minimum=1)
+    check_int(f"{prefix}steps", steps, minimum=1, allow_none=True)
+
+
+def range_variables(qat_model):
+    """The quantizer range variables of a QAT model, by layer.
+
+    Returns:
+        A dict ``{layer name: {prefix: (min variable, max variable)}}`` where ``prefix`` is
+        the part of the variable name before ``_min`` / ``_max`` (``kernel``, ``output``,
+        ``post_activation``, ``quantize_layer``, ...).
+
+    Example:
+        >>> sorted(range_variables(qat)["quant_conv"])
+        ['kernel', 'output']
+    """
+    found = {}
+    for layer in qat_model.layers:
+        variables = {_basename(v): v for v in layer.weights}
+        pairs = {
+            name[:-4]: (variables[name], variables[name[:-4] + "_max"])
+            for name in variables
+            if name.endswith("_min") and name[:-4] + "_max" in variables
+        }
+        if pairs:
+            found[layer.name] = pairs
+    return found
+
+
+class _Recorder:
+    """Stands for a probe layer's ``activation`` / ``inner``: records what it sees."""
+
+    def __init__(self, function, records, key):
+        self.function = function
+        self.records = records
+        self.key = key
+        self.__name__ = getattr(function, "__name__", "recorded")
+
+    def __call__(self, inputs, *args, **kwargs):
+        outputs = self.function(inputs, *args, **kwargs)
+        self.records.setdefault((self.key, "pre_activation"), []).append(_min_max(inputs))
+        self.records.setdefault((self.key, "post_activation"), []).append(_min_max(outputs))
+        return outputs
+
+
+def _min_max(tensor):
+    """Per-channel (last axis) minimum and maximum of a tensor, as numpy arrays."""
+    tensor = tf.convert_to_tensor(tensor)
+    axes = list(range(tensor.shape.rank - 1))
+    low, high = tf.reduce_min(tensor, axis=axes), tf.reduce_max(tensor, axis=axes)
+    return np.asarray(low), np.asarray(high)
+
+
+def _float_probe(qat_model, tf_keras, tfmot_keras, custom_objects, records):
+    """A float copy of ``qat_model`` whose call records every quantized tensor's range.
+
+    Returns ``(probe, output_names)``: the probe's outputs are the outputs of the copies
+    of the quantized layers (named like their QAT layer in ``output_names``); the copies'
+    ``activation`` and ``inner`` callables record into ``records``.
+    """
+    copies = {}
+
+    def unwrap(layer):
+        if isinstance(layer, tfmot_keras.QuantizeWrapper):
+            inner = layer.layer
+            copy = type(inner).from_config(inner.get_config())
+            copies[layer.name] = (copy, layer)
+            return copy
+        if type(layer).__name__ == "QuantizeLayer":
+            copy = tf_keras.layers.Activation("linear", name=layer.name)
+            copies[layer.name] = (copy, None)
+            return copy
+        return type(layer).from_config(layer.get_config())
+
+    with tfmot_keras.quantize_scope(custom_objects):
+        clone = tf_keras.models.clone_model(qat_model, clone_function=unwrap)
+    outputs, names = [], []
+    for name, (copy, wrapper) in copies.items():
+        if wrapper is not None:
+            weights = _float_weights(wrapper)
+            for variable in copy.weights:
+                variable.assign(weights[_basename(variable)])
+        for attribute in ("activation", "inner"):
+            if callable(getattr(copy, attribute, None)):
+                setattr(copy, attribute, _Recorder(getattr(copy, attribute), records, name))
+        for index in range(len(copy.inbound_nodes)):
+            reduce = tf_keras.layers.Lambda(_min_max_tensor, name=f"calibration_range_{len(names)}")
+            outputs.append(reduce(copy.get_output_at(index)))
+            names.append(name)
+    return tf_keras.Model(clone.inputs, outputs), names
+
+
+def _min_max_tensor(tensor):
+    axes = list(range(tensor.shape.rank - 1))
+    return tf.stack([tf.reduce_min(tensor, axis=axes), tf.reduce_max(tensor, axis=axes)])
+
+
+def _basename(variable):
+    return variable.name.split(":")[0].split("/")[-1]
+
+
+def _float_weights(wrapper):
+    """The float variables of a QuantizeWrapper's layer, by base name (``kernel``, ...).
+
+    They are the wrapper's variables other than its own step counter and ranges (their
+    scope is the inner layer's name, or the wrapper's for a wrapper built from config).
+    """
+    return {
+        _basename(v): v for v in wrapper.weights
+        if _basename(v) != "optimizer_step" and not _basename(v).endswith(("_min", "_max"))
+    }
+
+
+def _set_weight_ranges(layer, pairs, tfmot_keras):
+    """Assigns the weight ranges of one QuantizeWrapper with the weights' own quantizers."""
+    weight_prefixes = [prefix for prefix in pairs if prefix not in _ACTIVATION_PREFIXES]
+    if not weight_prefixes:
+        return
+    float_weights = _float_weights(layer)
+    quantizers = [q for _, q in layer.quantize_config.get_weights_and_quantizers(layer.layer)]
+    for prefix, quantizer in zip(weight_prefixes, quantizers):
+        weight = float_weights[prefix]
+        min_var, max_var = pairs[prefix]
+        if isinstance(quantizer, tfmot_keras.quantizers.LastValueQuantizer):
+            quantizer(weight, True, weights={"min_var": min_var, "max_var": max_var})
+        else:
+            low, high = _min_max(weight) if min_var.shape.rank else (
+                np.min(weight.numpy()), np.max(weight.numpy()))
+            min_var.assign(np.minimum(low, 0.0).reshape(min_var.shape))
+            max_var.assign(np.maximum(high, 0.0).reshape(max_var.shape))
+
+
+def _activation_range(values, shape, overall):
+    """Range variable values from per-batch per-channel (min, max) records."""
+    lows = [np.minimum(low, 0.0) for low, _ in values]
+    highs = [np.maximum(high, 0.0) for _, high in values]
+    if not shape.rank or shape.num_elements() == 1:
+        lows = [np.min(low) for low in lows]
+        highs = [np.max(high) for high in highs]
+    if overall:
+        low, high = np.min(lows, axis=0), np.max(highs, axis=0)
+    else:
+        low, high = np.mean(lows, axis=0), np.mean(highs, axis=0)
+    high = np.maximum(high, low + MIN_RANGE_WIDTH)
+    return np.reshape(low, shape), np.reshape(high, shape)
+
+
+def _is_qat_model(model, tf_keras, tfmot_keras):
+    return isinstance(model, tf_keras.Model) and any(
+        isinstance(layer, tfmot_keras.QuantizeWrapper) or type(layer).__name__ == "QuantizeLayer"
+        for layer in model.layers
+    )
+
+
+def check_finite_ranges(qat_model):
+    """Raises ``ValueError`` naming every range variable of ``qat_model`` that is not finite.
+
+    Example:
+        >>> check_finite_ranges(quantize_model(model))
+    """
+    bad = [
+        variable.name
+        for pairs in range_variables(qat_model).values()
+        for pair in pairs.values()
+        for variable in pair
+        if not np.all(np.isfinite(variable.numpy()))
+    ]
+    if bad:
+        raise ValueError(
+            f"{qat_model.name!r} has non-finite quantization ranges (NaN or inf) in "
+            f"{len(bad)} variable(s): {', '.join(bad[:20])}{' ...' if len(bad) > 20 else ''}."
+        )
 
 
 def calibrate(qat_model, data, batch_size=32, steps=None):
@@ -89,7 +237,7 @@ def calibrate(qat_model, data, batch_size=32, steps=None):
     fake-quant ops are (see the module docstring). Run it right after ``quantize_model``
     (``quantize_model(model, calibration_data=...)`` does), so that QAT fine-tuning starts
     from ranges that fit the data and a QAT model exports to a sensible int8 file even
-    without training.
+    without training. Any amount of data works, down to one image.
 
     Args:
         qat_model: A model returned by ``quantize_model``.
@@ -105,20 +253,19 @@ def calibrate(qat_model, data, batch_size=32, steps=None):
 
     Raises:
         ValueError: If ``qat_model`` is not a tfmot QAT model, on an invalid
-            ``batch_size``/``steps``, or if ``data`` yields no batch or a batch of the
-            wrong shape.
+            ``batch_size``/``steps``, if ``data`` yields no batch or a batch of the wrong
+            shape, or if a range comes out non-finite (e.g. NaN in ``data``); then no
+            range is changed.
 
     Example:
         >>> qat = quantize_model(keras_mobilenets.MobileNetV3Small(input_shape=(64, 64, 3)))
         >>> calibrate(qat, images[:256])
         8
     """
-    from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras  # noqa: F401
-    from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+    from keras_mobilenets.quantization import configs
+    from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
 
-    if not isinstance(qat_model, tf_keras.Model) or not any(
-        type(layer).__name__ in ("QuantizeLayer", "QuantizeWrapperV2") for layer in qat_model.layers
-    ):
+    if not _is_qat_model(qat_model, tf_keras, tfmot_keras):
         raise ValueError(
             "`qat_model` must be a QAT model returned by quantize_model, got "
             f"{type(qat_model).__name__} {getattr(qat_model, 'name', '')!r}."
@@ -129,18 +276,60 @@ def calibrate(qat_model, data, batch_size=32, steps=None):
             f"`data` must be a numpy array or an iterable of batches, got {type(data).__name__}."
         )
     expected = tuple(qat_model.input_shape[1:])
-    batch_index = [0]
-    with _calibration_mode(quant_ops, batch_index):
-        for batch in _batches(data, batch_size, steps):
-            if batch.ndim != len(expected) + 1 or any(
-                e is not None and e != s for e, s in zip(expected, batch.shape[1:])
-            ):
-                raise ValueError(
-                    f"`data` batches must have shape (batch, {', '.join(map(str, expected))}), "
-                    f"got {batch.shape}."
-                )
-            qat_model(batch, training=False)
-            batch_index[0] += 1
-    if not batch_index[0]:
+    records = {}
+    probe, names = _float_probe(qat_model, tf_keras, tfmot_keras, configs.custom_objects(),
+                                records)
+    count = 0
+    for batch in _batches(data, batch_size, steps):
+        if batch.ndim != len(expected) + 1 or any(
+            e is not None and e != s for e, s in zip(expected, batch.shape[1:])
+        ):
+            raise ValueError(
+                f"`data` batches must have shape (batch, {', '.join(map(str, expected))}), "
+                f"got {batch.shape}."
+            )
+        if not len(batch):
+            continue
+        outputs = probe(batch, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for name, value in zip(names, outputs):
+            value = np.asarray(value)
+            records.setdefault((name, "output"), []).append((value[0], value[1]))
+        count += 1
+    if not count:
         raise ValueError("`data` yielded no batch: calibration needs at least one input.")
-    return batch_index[0]
+    _assign(qat_model, records, tfmot_keras)
+    return count
+
+
+def _assign(qat_model, records, tfmot_keras):
+    """Computes every range, checks they are finite, then assigns them."""
+    assignments, bad = [], []
+    for layer_name, pairs in range_variables(qat_model).items():
+        layer = qat_model.get_layer(layer_name)
+        is_input = not isinstance(layer, tfmot_keras.QuantizeWrapper)
+        for prefix, (min_var, max_var) in pairs.items():
+            if not is_input and prefix not in _ACTIVATION_PREFIXES:
+                continue  # a weight range, set below
+            values = records.get((layer_name, "output" if is_input else prefix))
+            if not values:
+                raise ValueError(
+                    f"Calibration found no tensor for {min_var.name!r} (layer {layer_name!r})."
+                )
+            low, high = _activation_range(values, min_var.shape, overall=is_input)
+            if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+                bad.append(min_var.name.rsplit("_min", 1)[0])
+            assignments.append((min_var, low, max_var, high))
+    if bad:
+        raise ValueError(
+            f"Calibration of {qat_model.name!r} gives non-finite ranges (the data or the "
+            f"model's outputs contain NaN or inf) for: {', '.join(bad[:20])}"
+            f"{' ...' if len(bad) > 20 else ''}."
+        )
+    for min_var, low, max_var, high in assignments:
+        min_var.assign(low.astype(min_var.dtype.as_numpy_dtype))
+        max_var.assign(high.astype(max_var.dtype.as_numpy_dtype))
+    for layer_name, pairs in range_variables(qat_model).items():
+        layer = qat_model.get_layer(layer_name)
+        if isinstance(layer, tfmot_keras.QuantizeWrapper):
+            _set_weight_ranges(layer, pairs, tfmot_keras)

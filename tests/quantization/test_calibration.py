@@ -16,8 +16,10 @@ from tensorflow_model_optimization.python.core.quantization.keras import quant_o
 
 from keras_mobilenets import export  # noqa: E402
 from keras_mobilenets.datasets import shapes  # noqa: E402
-from keras_mobilenets.quantization import calibrate, quantize_model  # noqa: E402
-from keras_mobilenets.quantization.calibration import _RANGE_OPS  # noqa: E402
+from keras_mobilenets.quantization import calibrate, calibration, quantize_model  # noqa: E402
+
+# tfmot's range ops: calibration assigns the range variables and never replaces these.
+_RANGE_OPS = ("AllValuesQuantize", "LastValueQuantize", "MovingAvgQuantize")
 
 
 def _range(qat_model, layer_name, kind):
@@ -91,7 +93,7 @@ def test_tfmot_is_restored_after_an_error():
     [
         ({"qat_model": "float"}, "`qat_model` must be a QAT model returned by quantize_model"),
         ({"batch_size": 0}, "`batch_size` must be an int >= 1, got 0"),
-        ({"steps": 1.5}, "`steps` must be an int >= 1, got 1.5"),
+        ({"steps": 1.5}, "`steps` must be None or an int >= 1, got 1.5"),
         ({"data": None}, "`data` must be a numpy array or an iterable of batches"),
         ({"data": []}, "`data` yielded no batch"),
     ],
@@ -138,3 +140,57 @@ def test_calibrated_qat_model_exports_as_close_to_float_as_post_training_int8():
     ))
     assert calibrated <= 1.5 * ptq, (calibrated, ptq)
     assert uncalibrated >= 3 * calibrated, (uncalibrated, calibrated)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_images", [1, 16])
+def test_one_image_or_one_batch_calibrates_a_model_that_trains_and_exports(num_images):
+    """One batch used to train to NaN: tfmot's moving-average update from the initial
+    [-6, 6] range, ``6 - (6 - x)`` in float32, rounds ranges narrower than ~5e-7 to exactly
+    [0, 0] (an untrained MobileNetV3's activations shrink to ~1e-13 in inference mode), and
+    those zero-width ranges made the first training step NaN and the int8 file invalid.
+    """
+    images, labels = shapes.load("train", num_images=16, image_size=64)
+    images = images.astype("float32")
+    keras.utils.set_random_seed(0)
+    model = km.MobileNetV3Small(input_shape=(64, 64, 3), weights=None, classes=4)
+    qat = quantize_model(model, calibration_data=images[:num_images])
+
+    widths = []
+    for layer in qat.layers:
+        names = {v.name.split("/")[-1].split(":")[0]: v.numpy() for v in layer.weights}
+        for name in names:
+            if name.endswith("_min") and "kernel" not in name:
+                low, high = names[name], names[name[:-4] + "_max"]
+                assert np.all(np.isfinite(low)) and np.all(np.isfinite(high)), layer.name
+                widths.append(float(np.min(high - low)))
+    assert min(widths) >= 0.99 * calibration.MIN_RANGE_WIDTH, min(widths)
+
+    qat.compile("adam", "sparse_categorical_crossentropy")
+    # One step: the old ranges made its forward pass NaN already.
+    loss = qat.fit(images, labels % 4, epochs=1, batch_size=16, verbose=0).history["loss"][0]
+    assert np.isfinite(loss), loss
+    flatbuffer = export.to_tflite(qat, quantization="int8")  # checked: runs in LiteRT
+    assert np.all(np.isfinite(export.LiteRTModel(flatbuffer).predict(images[:2])))
+
+
+def test_calibrating_a_model_with_synchronized_batch_norms():
+    # quantize_model rebuilds the wrappers of synchronized batch norms from config, which
+    # scopes their float variables under the wrapper's name: calibration finds them anyway.
+    from keras_mobilenets.distribute import synchronize_batch_norm
+
+    inputs = keras.Input((4, 4, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    data = np.random.default_rng(0).uniform(-1.0, 2.0, (4, 4, 4, 3)).astype("float32")
+
+    plain = quantize_model(model, calibration_data=data)
+    synchronized = quantize_model(synchronize_batch_norm(model), calibration_data=data)
+
+    assert synchronized.get_layer("quant_bn").layer.synchronized
+    assert _range(synchronized, "quant_relu", "output") == _range(plain, "quant_relu", "output")
+    np.testing.assert_array_equal(synchronized(data, training=False).numpy(),
+                                  plain(data, training=False).numpy())
