@@ -13,7 +13,6 @@ import sys
 
 from keras_mobilenets.cli.arguments import int_at_least, number_type, one_line_error
 
-HEAD_SUFFIXES = (".pth", ".pt", ".safetensors")
 DETECT_DIR = os.path.join("keras_mobilenets_runs", "detect")
 SEGMENT_DIR = os.path.join("keras_mobilenets_runs", "segment")
 
@@ -21,13 +20,15 @@ SEGMENT_DIR = os.path.join("keras_mobilenets_runs", "segment")
 def head_weights(keyword):
     """An argparse type: ``keyword`` (any case) or an existing torchvision state dict."""
 
+    from keras_mobilenets.weights.torch_checkpoint import TORCH_SUFFIXES
+
     def parse(text):
         if text.lower() == keyword:
             return keyword
-        if not os.path.isfile(text) or not text.endswith(HEAD_SUFFIXES):
+        if not os.path.isfile(text) or not text.endswith(TORCH_SUFFIXES):
             raise argparse.ArgumentTypeError(
                 f"must be {keyword!r} or an existing torchvision checkpoint ending in "
-                f"{', '.join(HEAD_SUFFIXES)}, got {text!r}"
+                f"{', '.join(TORCH_SUFFIXES)}, got {text!r}"
             )
         return text
 
@@ -104,7 +105,7 @@ def segment_command(args):
     height, width = found["mask"].shape
     print(f"{args.image} ({width}x{height}, LR-ASPP MobileNetV3Large, "
           f"weights={args.weights}): {len(found['classes'])} classes")
-    for index, name, share in found["classes"]:
+    for _, name, share in found["classes"]:
         print(f"  {name:16s} {100 * share:6.2f}%")
     print(f"saved {path}")
     return 0
