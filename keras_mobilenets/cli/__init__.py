@@ -7,13 +7,15 @@ Commands:
     predict  classify an image with an ImageNet model and print the top classes.
     finetune fine-tune a backbone on a folder of images (or the shapes data), optionally
              quantization-aware, and export int8 TFLite (see ``finetune --help``).
+    detect   detect COCO objects in an image with torchvision's SSDLite (converted).
+    segment  segment an image into Pascal VOC classes with torchvision's LR-ASPP.
 """
 
 import argparse
 import os
 import sys
 
-from keras_mobilenets.cli import inspect_models, training
+from keras_mobilenets.cli import inspect_models, pretrained, training
 from keras_mobilenets.cli.inspect_models import models_table, predict_image
 
 __all__ = ["build_parser", "main", "models_table", "predict_image"]
@@ -38,6 +40,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     inspect_models.add_parsers(commands)
     training.add_parsers(commands)
+    pretrained.add_parsers(commands)
     return parser
 
 

@@ -32,6 +32,7 @@ from keras_mobilenets.detection.postprocess import (
     inference_model,
     tflite_detections,
 )
+from keras_mobilenets.detection.predict import detect_image, draw_detections
 from keras_mobilenets.detection.ssdlite import SSDLite
 
 __all__ = [
@@ -46,7 +47,9 @@ __all__ = [
     "TargetEncoder",
     "check_bounding_boxes",
     "coco_metrics",
+    "detect_image",
     "detection_agreement",
+    "draw_detections",
     "from_rel_xyxy",
     "inference_model",
     "match",

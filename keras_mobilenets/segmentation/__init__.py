@@ -17,13 +17,16 @@ from keras_mobilenets.segmentation.evaluate import (
 )
 from keras_mobilenets.segmentation.losses import SegmentationCrossEntropy
 from keras_mobilenets.segmentation.lraspp import LRASPP
+from keras_mobilenets.segmentation.predict import draw_segmentation, segment_image
 
 __all__ = [
     "LRASPP",
     "SegmentationCrossEntropy",
     "SegmentationScores",
+    "draw_segmentation",
     "evaluate",
     "predict_masks",
     "score_masks",
+    "segment_image",
     "segmentation_augmentation",
 ]
