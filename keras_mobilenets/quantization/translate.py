@@ -36,7 +36,18 @@ _OURS = ("ChannelShuffle", "ChannelSplit", "HardSigmoid", "HardSwish")
 _STANDARD_TWINS = {
     **{name: getattr(tf_keras.layers, name) for name in _STANDARD},
     # Rescaling needs a quantization point between its multiply and add (see layers.py).
-from keras_mobilenets.quantization import attention_layers
+    "Rescaling": twin_layers.QATRescaling,
+}
+_OUR_TWINS = {f"keras_mobilenets>{name}": getattr(twin_layers, name) for name in _OURS}
+# keras_mobilenets' Conv2D: keras' Conv2D (same config and weights) with a faster grouped
+# kernel; its twin is tf_keras' Conv2D.
+_OUR_TWINS["keras_mobilenets>Conv2D"] = tf_keras.layers.Conv2D
+# MobileNetV4's layers (twins in attention_layers.py).
+_MOBILENET_V4 = ("GELU", "MultiQueryAttention", "StandaloneBatchNorm")
+_OUR_TWINS.update(
+    {f"keras_mobilenets>{name}": getattr(attention_layers, name) for name in _MOBILENET_V4}
+)
+SUPPORTED_LAYERS = tuple(sorted(_STANDARD + _OURS + _MOBILENET_V4))
 
 # Activations that tfmot's default 8-bit scheme can quantize both in Activation layers and
 # as the `activation` of Conv2D / DepthwiseConv2D / Dense (for ReLU6 use ReLU(6.0)).
