@@ -39,6 +39,12 @@ MIN_RANGE_WIDTH = 1e-6
 _ACTIVATION_PREFIXES = ("output", "pre_activation", "post_activation")
 
 
+def _is_activation(prefix):
+    """Whether a range prefix belongs to an activation point (``post_activation_1``, ...)."""
+    base, _, number = prefix.rpartition("_")
+    return prefix in _ACTIVATION_PREFIXES or (number.isdigit() and base in _ACTIVATION_PREFIXES)
+
+
 def _batches(data, batch_size, steps):
     """Float32 numpy batches from an array or an iterable of ``x`` / ``(x, y)`` batches."""
     if isinstance(data, np.ndarray) or tf.is_tensor(data):
@@ -74,7 +80,17 @@ def range_variables(qat_model):
     """
     found = {}
     for layer in qat_model.layers:
-        variables = {_basename(v): v for v in layer.weights}
+        # A layer with several activation points (e.g. attention) has several variables of
+        # one name: the second and later get "_1", "_2", ... in creation order, as the
+        # calibration probe numbers the points.
+        variables, seen = {}, {}
+        for variable in layer.weights:
+            name = _basename(variable)
+            count = seen.get(name, 0)
+            seen[name] = count + 1
+            if count and name.endswith(("_min", "_max")):
+                name = f"{name[:-4]}_{count}{name[-4:]}"
+            variables[name] = variable
         pairs = {
             name[:-4]: (variables[name], variables[name[:-4] + "_max"])
             for name in variables
@@ -86,18 +102,21 @@ def range_variables(qat_model):
 
 
 class _Recorder:
-    """Stands for a probe layer's ``activation`` / ``inner``: records what it sees."""
+    """Stands for one activation point of a probe layer (its ``activation``, ``inner``,
+    ...): records what it sees, under the names of the point's range variables."""
 
-    def __init__(self, function, records, key):
+    def __init__(self, function, records, key, index=0):
         self.function = function
         self.records = records
         self.key = key
+        self.suffix = f"_{index}" if index else ""
         self.__name__ = getattr(function, "__name__", "recorded")
 
     def __call__(self, inputs, *args, **kwargs):
         outputs = self.function(inputs, *args, **kwargs)
-        self.records.setdefault((self.key, "pre_activation"), []).append(_min_max(inputs))
-        self.records.setdefault((self.key, "post_activation"), []).append(_min_max(outputs))
+        for point, tensor in (("pre_activation", inputs), ("post_activation", outputs)):
+            self.records.setdefault((self.key, point + self.suffix), []).append(
+                _min_max(tensor))
         return outputs
 
 
@@ -138,9 +157,15 @@ def _float_probe(qat_model, tf_keras, tfmot_keras, custom_objects, records):
             weights = _float_weights(wrapper)
             for variable in copy.weights:
                 variable.assign(weights[_basename(variable)])
-        for attribute in ("activation", "inner"):
-            if callable(getattr(copy, attribute, None)):
-                setattr(copy, attribute, _Recorder(getattr(copy, attribute), records, name))
+        if wrapper is not None:
+            # The activation points the layer's QuantizeConfig quantizes, in its order.
+            config = wrapper.quantize_config
+            points = config.get_activations_and_quantizers(copy)
+            if points:
+                config.set_quantize_activations(copy, [
+                    _Recorder(function, records, name, index)
+                    for index, (function, _) in enumerate(points)
+                ])
         for index in range(len(copy.inbound_nodes)):
             reduce = tf_keras.layers.Lambda(_min_max_tensor, name=f"calibration_range_{len(names)}")
             outputs.append(reduce(copy.get_output_at(index)))
@@ -171,7 +196,7 @@ def _float_weights(wrapper):
 
 def _set_weight_ranges(layer, pairs, tfmot_keras):
     """Assigns the weight ranges of one QuantizeWrapper with the weights' own quantizers."""
-    weight_prefixes = [prefix for prefix in pairs if prefix not in _ACTIVATION_PREFIXES]
+    weight_prefixes = [prefix for prefix in pairs if not _is_activation(prefix)]
     if not weight_prefixes:
         return
     float_weights = _float_weights(layer)
@@ -309,7 +334,7 @@ def _assign(qat_model, records, tfmot_keras):
         layer = qat_model.get_layer(layer_name)
         is_input = not isinstance(layer, tfmot_keras.QuantizeWrapper)
         for prefix, (min_var, max_var) in pairs.items():
-            if not is_input and prefix not in _ACTIVATION_PREFIXES:
+            if not is_input and not _is_activation(prefix):
                 continue  # a weight range, set below
             values = records.get((layer_name, "output" if is_input else prefix))
             if not values:
