@@ -1,17 +1,27 @@
-"""Shared test helpers: config / .keras round trips, reference models, shared data."""
+"""Shared test helpers: config / .keras round trips, reference models, shared data, and
+Python subprocesses running the scripts of ``tests/scripts`` and ``examples``."""
 
+import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "tests" / "scripts"
+# Real photographs, labels and published TFLite files (images/, labels/, models/), not in the
+# repository: the folder KERAS_MOBILENETS_TEST_DATA names, by default ../shared/data.
+SHARED_DATA = pathlib.Path(os.environ.get("KERAS_MOBILENETS_TEST_DATA")
+                           or REPO.parent / "shared" / "data")
+SUBPROCESS_TIMEOUT_S = 600
 
 
 def shared_data(relative):
-    """Path of a file under ``../shared/data``; skips the test when it is absent."""
+    """Path of a file under ``SHARED_DATA``; skips the test when it is absent."""
     path = SHARED_DATA / relative
     if not path.exists():
         pytest.skip(f"shared data not available: {path}")
@@ -74,3 +84,23 @@ def randomize_batch_norm(model, seed=0):
                 rng.normal(0, 0.1, mean.shape).astype("float32"),
                 rng.uniform(0.5, 1.5, var.shape).astype("float32"),
             ])
+
+
+def environment(**extra):
+    """``os.environ`` with this repository importable first, quiet TensorFlow and ``extra``."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def run_python(arguments, cwd, env=None, timeout=SUBPROCESS_TIMEOUT_S):
+    """Runs ``python *arguments`` (a script path first, or ``-m module``) with this test
+    session's interpreter in ``cwd``; returns the ``CompletedProcess`` (text output)."""
+    return subprocess.run([sys.executable, *map(str, arguments)], cwd=cwd,
+                          env=environment() if env is None else env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def printed_result(stdout):
+    """The JSON object a script printed on its line starting with ``RESULT ``."""
+    line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])

@@ -2,12 +2,11 @@
 
 import os
 import re
-import sys
 
 import pytest
 
 from keras_mobilenets import cli, export
-from tests import background
+from tests import helpers
 
 
 END_TO_END = [
@@ -17,20 +16,17 @@ END_TO_END = [
     "--optimizer", "sgd",  # traces in half the time of Adam (run by the resume test)
     "--export", "shapes_int8.tflite", "--output-dir", "run",
 ]
-# The command as users run it, in its own process started with the session.
-background.register("cli:finetune", lambda folder: {
-    "args": [sys.executable, "-m", "keras_mobilenets", *END_TO_END]})
 
 
 @pytest.mark.slow
-@pytest.mark.background("cli:finetune")
-def test_finetune_trains_quantizes_exports_and_prints_the_table():
+def test_finetune_trains_quantizes_exports_and_prints_the_table(tmp_path):
     pytest.importorskip("tf_keras")
     pytest.importorskip("ai_edge_litert")
-    process, folder = background.result("cli:finetune")
+    # The command as users run it, in its own process.
+    process = helpers.run_python(["-m", "keras_mobilenets", *END_TO_END], tmp_path)
     out = process.stdout
     assert process.returncode == 0, out[-3000:] + process.stderr[-5000:]
-    output = folder / "run"
+    output = tmp_path / "run"
     int8 = output / "shapes_int8.tflite"  # --export is relative to --output-dir
     # Steps, Keras progress bars and the table with one row per model and file.
     for step in ("[1/6]", "[3/6] 1 epoch with the backbone frozen",

@@ -1,7 +1,6 @@
 """tf.distribute: strategies by name, and MirroredStrategy training equal to one device."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -11,70 +10,16 @@ import pytest
 
 from keras_mobilenets import distribute
 from keras_mobilenets.training import batch_norm_layers
-from tests import background
-
-# Runs in a fresh process: logical devices must be configured before TensorFlow starts.
-# Trains the same small model from the same weights on the same 4 batches (global batch 16,
-# SGD) on one device and under MirroredStrategy over two logical CPUs (8 images per
-# replica), with synchronized batch norms and, as a control, with per-replica batch norms.
-MIRRORED_SCRIPT = r"""
-import json
-import numpy as np
-import tensorflow as tf
-
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import keras
-import keras_mobilenets
-from keras_mobilenets.datasets import shapes
-from keras_mobilenets.distribute import strategy_from_name, synchronize_batch_norm
-
-images, labels = shapes.load("train", num_images=64, image_size=32)
-data = tf.data.Dataset.from_tensor_slices((images.astype("float32"), labels)).batch(16)
-keras.utils.set_random_seed(0)
-initial = None
-
-
-def train(strategy, synchronized):
-    global initial
-    with strategy.scope():
-        model = keras_mobilenets.MobileNetV3Small(
-            input_shape=(32, 32, 3), alpha=0.35, minimalistic=True, classes=5,
-            dropout_rate=0.0, weights=None)
-        initial = model.get_weights() if initial is None else initial
-        model.set_weights(initial)
-        if synchronized:
-            model = synchronize_batch_norm(model)
-        model.compile(keras.optimizers.SGD(1e-3), "sparse_categorical_crossentropy")
-    start = np.concatenate([np.ravel(v.numpy()) for v in model.trainable_weights])
-    losses = model.fit(data, epochs=1, verbose=0).history["loss"]  # 4 steps
-    weights = np.concatenate([np.ravel(v.numpy()) for v in model.trainable_weights])
-    return model.distribute_strategy.num_replicas_in_sync, start, weights, losses
-
-
-_, start, single, single_losses = train(tf.distribute.get_strategy(), True)
-mirrored = strategy_from_name("mirrored", devices=["/cpu:0", "/cpu:1"])
-result = {"update": float(np.max(np.abs(single - start))), "single_losses": single_losses}
-for name, synchronized in (("synchronized", True), ("per_replica", False)):
-    replicas, _, weights, losses = train(mirrored, synchronized)
-    result[name] = {"replicas": replicas, "max_weight_difference":
-                    float(np.max(np.abs(weights - single))), "losses": losses}
-print("RESULT " + json.dumps(result))
-"""
-
-
-background.register("mirrored-vs-one-device",
-                    lambda folder: {"args": [sys.executable, "-c", MIRRORED_SCRIPT]})
+from tests import helpers
 
 
 @pytest.mark.slow
-@pytest.mark.background("mirrored-vs-one-device")
-def test_mirrored_training_matches_one_device():
-    process, _ = background.result("mirrored-vs-one-device")
+def test_mirrored_training_matches_one_device(tmp_path):
+    # In a fresh process (tests/scripts/mirrored_vs_one_device.py): the two logical CPUs
+    # must be configured before TensorFlow starts.
+    process = helpers.run_python([helpers.SCRIPTS / "mirrored_vs_one_device.py"], tmp_path)
     assert process.returncode == 0, process.stderr[-3000:]
-    line = next(x for x in process.stdout.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result = helpers.printed_result(process.stdout)
     synchronized, per_replica = result["synchronized"], result["per_replica"]
     assert synchronized["replicas"] == per_replica["replicas"] == 2
     # Training moved the weights by ~1e-2. With synchronized batch norms the two replicas
@@ -89,55 +34,6 @@ def test_mirrored_training_matches_one_device():
     # Control: with per-replica batch norms (statistics of 8 images instead of 16) the
     # same comparison sees a difference of the order of the update itself.
     assert per_replica["max_weight_difference"] > 1e-3
-
-
-# Runs as each of two MultiWorkerMirroredStrategy workers (TF_CONFIG set) and, for
-# reference, on one device: fit_phase trains a Keras 3 classifier (4 SGD steps, global batch
-# 16) and then its QAT model (calibrated, 4 steps); the weights go to argv[1].
-MULTI_WORKER_SCRIPT = r"""
-import json
-import os
-import sys
-
-import numpy as np
-import tensorflow as tf
-
-# Created before any other TensorFlow operation, as MultiWorkerMirroredStrategy requires.
-if "TF_CONFIG" in os.environ:
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-else:
-    strategy = tf.distribute.get_strategy()
-
-import keras
-from keras_mobilenets import finetune
-from keras_mobilenets.datasets import shapes
-from keras_mobilenets.distribute import is_multi_worker, synchronize_batch_norm
-from keras_mobilenets.quantization import quantize_model
-from keras_mobilenets.training import reestimate_batch_norm
-
-images, labels = shapes.load("train", num_images=64, image_size=32)
-images = images.astype("float32")
-data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
-keras.utils.set_random_seed(0)
-model = finetune.build_classifier(5, "MobileNetV3Small", image_size=32, weights=None,
-                                  dropout_rate=0.0, alpha=0.35, minimalistic=True)
-model = synchronize_batch_norm(model)
-reestimate_batch_norm(model, images)  # random kernels: realistic statistics
-start = [w.copy() for w in model.get_weights()]
-phase = finetune.fit_phase(model, data, epochs=1, learning_rate=1e-3, optimizer="sgd",
-                           strategy=strategy, verbose=0)
-trained = model.get_weights()
-with strategy.scope():
-    qat = quantize_model(model, calibration_data=images[:16])
-qat_phase = finetune.fit_phase(qat, data, epochs=1, learning_rate=1e-4, optimizer="sgd",
-                               strategy=strategy, verbose=0)
-np.savez(sys.argv[1], **{f"start/{i}": w for i, w in enumerate(start)},
-         **{f"trained/{i}": w for i, w in enumerate(trained)},
-         **{f"qat/{v.name}/{i}": v.numpy() for i, v in enumerate(qat.weights)})
-print("RESULT " + json.dumps({
-    "multi_worker": is_multi_worker(strategy), "replicas": strategy.num_replicas_in_sync,
-    "loss": phase.history["loss"], "qat_loss": qat_phase.history["loss"]}))
-"""
 
 
 def _free_ports(count):
@@ -155,7 +51,7 @@ def _run_cluster(commands, folder):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = {}
     for name, command in commands.items():
-        env = background.environment(KERAS_MOBILENETS_SMOKE="1", MPLBACKEND="Agg")
+        env = helpers.environment(KERAS_MOBILENETS_SMOKE="1", MPLBACKEND="Agg")
         if name.startswith("worker"):
             env["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers},
                                            "task": {"type": "worker", "index": int(name[-1])}})
@@ -164,7 +60,7 @@ def _run_cluster(commands, folder):
     finished = {}
     try:
         for name, process in processes.items():
-            stdout, stderr = process.communicate(timeout=background.TIMEOUT_S)
+            stdout, stderr = process.communicate(timeout=helpers.SUBPROCESS_TIMEOUT_S)
             assert process.returncode == 0, (name, stderr[-3000:])
             finished[name] = (process, stdout)
     finally:
@@ -176,13 +72,13 @@ def _run_cluster(commands, folder):
 @pytest.mark.slow
 def test_multi_worker_training_matches_one_device(tmp_path):
     pytest.importorskip("tensorflow_model_optimization")
+    # tests/scripts/multi_worker_fit.py as each of two workers and, for reference, on one
+    # device: 4 SGD steps of a Keras 3 classifier, then 4 of its calibrated QAT model.
+    script = str(helpers.SCRIPTS / "multi_worker_fit.py")
     runs = _run_cluster(
-        {name: [sys.executable, "-c", MULTI_WORKER_SCRIPT, str(tmp_path / f"{name}.npz")]
+        {name: [sys.executable, script, str(tmp_path / f"{name}.npz")]
          for name in ("worker0", "worker1", "single")}, tmp_path)
-    results = {}
-    for name, (process, stdout) in runs.items():
-        line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
-        results[name] = json.loads(line[len("RESULT "):])
+    results = {name: helpers.printed_result(stdout) for name, (_, stdout) in runs.items()}
     assert [results[n]["multi_worker"] for n in runs] == [True, True, False]
     assert [results[n]["replicas"] for n in runs] == [2, 2, 1]
     weights = {name: np.load(tmp_path / f"{name}.npz") for name in runs}
@@ -218,7 +114,7 @@ def test_multi_worker_training_matches_one_device(tmp_path):
 def test_multi_device_example_runs_on_two_workers(tmp_path):
     # examples/multi_device_training.py --strategy multiworker, as two local workers (smoke
     # mode: the whole fine-tuning workflow at 32x32 on 40 shapes images).
-    script = str(background.REPO / "examples" / "multi_device_training.py")
+    script = str(helpers.REPO / "examples" / "multi_device_training.py")
     runs = _run_cluster(
         {f"worker{i}": [sys.executable, script, "--strategy", "multiworker", "--cpus", "0",
                         "--output-dir", f"run{i}"] for i in range(2)}, tmp_path)

@@ -2,98 +2,112 @@
 
 ``KERAS_MOBILENETS_SMOKE=1`` makes each example tiny (32x32 images, a few steps). Scripts
 run with the interpreter of the tests, notebooks with nbclient on an IPython kernel of the
-same interpreter; each in its own process and folder, started with the session
-(tests/background.py).
+same interpreter (tests/scripts/run_notebook.py); each in its own process, with a fresh
+folder as working directory.
 """
 
+import importlib
 import json
 import sys
 
+import keras
+import numpy as np
 import pytest
 
-from tests import background
+from keras_mobilenets import export
+from tests import helpers
 
-ALL_EXAMPLES = sorted((background.REPO / "examples").glob("*.py")) + sorted(
-    (background.REPO / "examples").glob("*.ipynb"))
+ALL_EXAMPLES = sorted((helpers.REPO / "examples").glob("*.py")) + sorted(
+    (helpers.REPO / "examples").glob("*.ipynb"))
 # Examples whose smoke run has its own test module (it asserts more than a clean exit and
-# shares the run between tests): running them here too would only double the cost.
+# shares the run between tests): running them here too would only double the cost. The
+# value names the module and its constant holding the example's path.
 OWN_TESTS = {
-    "train_ssdlite_shapes.py": "tests/detection/test_example.py",
-    "train_lraspp_shapes.py": "tests/segmentation/test_example.py",
+    "train_ssdlite_shapes.py": ("tests.detection.test_example", "SCRIPT"),
+    "train_lraspp_shapes.py": ("tests.segmentation.test_example", "EXAMPLE"),
 }
 EXAMPLES = [example for example in ALL_EXAMPLES if example.name not in OWN_TESTS]
 CELL_TIMEOUT_S = 300
 KERNEL = "keras-mobilenets-tests"
-# What some examples must print (every example must at least exit with status 0).
-EXPECTED_OUTPUT = {
-    "finetune_colab.ipynb": ("TFLite int8 (QAT)", "int8 file on one image:"),
-    "qat_to_tflite.py": ("CONV_2D", "TFLite int8 (QAT)"),
-    "multi_device_training.py": ("MirroredStrategy with 2 replica(s)", "Keras float"),
+
+
+def _assert_full_integer(path):
+    kernels = export.op_tensor_types(str(path))
+    assert kernels and all(row["input"] == row["output"] == "INT8" for row in kernels), kernels
+
+
+def _check_notebook(stdout, folder):
+    assert "TFLite int8 (QAT)" in stdout
+    # Its last cell runs the int8 file on one held-out image and names both classes.
+    line = next(x for x in stdout.splitlines() if x.startswith("int8 file on one image: "))
+    predicted, true = line[len("int8 file on one image: "):-1].split(" (true: ")
+    classes = [path.name for path in (folder / "finetune_run" / "shapes_images").iterdir()
+               if path.is_dir()]
+    assert len(classes) > 1 and predicted in classes and true in classes, (line, classes)
+    _assert_full_integer(folder / "finetune_run" / "model_int8.tflite")
+
+
+def _check_qat_to_tflite(stdout, folder):
+    assert "CONV_2D" in stdout and "TFLite int8 (QAT)" in stdout
+    _assert_full_integer(folder / "qat_to_tflite" / "model_int8_qat.tflite")
+
+
+def _check_multi_device(stdout, folder):
+    assert "MirroredStrategy with 2 replica(s)" in stdout and "Keras float" in stdout
+    # The saved classifier loads and gives one probability per shapes class.
+    model = keras.saving.load_model(folder / "multi_device_run" / "model.keras")
+    size = model.input_shape[1]
+    probabilities = np.asarray(model(np.zeros((2, size, size, 3), "float32")))
+    assert probabilities.shape == (2, 5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+# What each example's smoke run must print and write, beyond exiting with status 0.
+CHECKS = {
+    "finetune_colab.ipynb": _check_notebook,
+    "qat_to_tflite.py": _check_qat_to_tflite,
+    "multi_device_training.py": _check_multi_device,
 }
 
-# Runs a notebook with nbclient (argv: notebook, kernel name, working folder) and prints
-# what its cells printed.
-NOTEBOOK_RUNNER = f"""
-import sys
-import nbformat
-from nbclient import NotebookClient
 
-notebook = nbformat.read(sys.argv[1], as_version=4)
-NotebookClient(notebook, timeout={CELL_TIMEOUT_S}, kernel_name=sys.argv[2],
-               resources={{"metadata": {{"path": sys.argv[3]}}}}).execute()
-for cell in notebook.cells:
-    for output in cell.get("outputs", []):
-        if output.get("name") == "stdout":
-            print(output["text"], end="")
-"""
-
-
-def _job(example):
-    def make(folder):
-        env = background.environment(KERAS_MOBILENETS_SMOKE="1", MPLBACKEND="Agg")
-        if example.suffix != ".ipynb":
-            return {"args": [sys.executable, str(example)], "env": env}
-        # An IPython kernel of this interpreter, whatever kernels are installed.
-        kernel = folder / "jupyter" / "kernels" / KERNEL
-        kernel.mkdir(parents=True)
-        (kernel / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "keras_mobilenets tests", "language": "python",
-        }))
-        env.update(JUPYTER_PATH=str(folder / "jupyter"), IPYTHONDIR=str(folder / "ipython"))
-        return {"args": [sys.executable, "-c", NOTEBOOK_RUNNER, str(example), KERNEL,
-                         str(folder)], "env": env}
-
-    return make
+def _command(example, folder, env):
+    """The command running ``example`` in ``folder`` (``env`` is updated for notebooks)."""
+    if example.suffix != ".ipynb":
+        return [example]
+    # An IPython kernel of this interpreter, whatever kernels are installed.
+    kernel = folder / "jupyter" / "kernels" / KERNEL
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "keras_mobilenets tests", "language": "python",
+    }))
+    env.update(JUPYTER_PATH=str(folder / "jupyter"), IPYTHONDIR=str(folder / "ipython"))
+    return [helpers.SCRIPTS / "run_notebook.py", example, KERNEL, folder, CELL_TIMEOUT_S]
 
 
-for _example in EXAMPLES:
-    background.register(f"example:{_example.name}", _job(_example))
+def test_every_example_is_checked():
+    assert {example.name for example in EXAMPLES} == set(CHECKS)
 
 
-def test_there_are_examples():
-    names = {example.name for example in EXAMPLES}
-    assert {"finetune_colab.ipynb", "qat_to_tflite.py", "multi_device_training.py"} <= names
-
-
-def test_examples_with_their_own_smoke_test_have_one():
-    for name, test_module in OWN_TESTS.items():
-        assert (background.REPO / "examples" / name).exists(), name
-        text = (background.REPO / test_module).read_text()
-        assert name in text and "SMOKE" in text, (name, test_module)
+@pytest.mark.parametrize("name, location", OWN_TESTS.items())
+def test_examples_with_their_own_smoke_test_have_one(name, location):
+    # The module imports only where the example's dependencies are installed (it skips
+    # otherwise, as its tests do).
+    module_name, constant = location
+    module = importlib.import_module(module_name)
+    assert getattr(module, constant) == helpers.REPO / "examples" / name
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example", [
-    pytest.param(example.name, marks=pytest.mark.background(f"example:{example.name}"))
-    for example in EXAMPLES
-])
-def test_example_runs_in_smoke_mode(example):
-    if example.endswith(".ipynb"):
+@pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
+def test_example_runs_in_smoke_mode(example, tmp_path):
+    if example.suffix == ".ipynb":
         pytest.importorskip("nbclient")
         pytest.importorskip("ipykernel")
-    process, _ = background.result(f"example:{example}")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    env = helpers.environment(KERAS_MOBILENETS_SMOKE="1", MPLBACKEND="Agg")
+    process = helpers.run_python(_command(example, folder, env), folder, env)
     output = process.stdout + process.stderr
-    assert process.returncode == 0, f"{example} failed:\n{output[-6000:]}"
-    for expected in EXPECTED_OUTPUT.get(example, ()):
-        assert expected in process.stdout, f"{example}: no {expected!r} in:\n{output[-3000:]}"
+    assert process.returncode == 0, f"{example.name} failed:\n{output[-6000:]}"
+    CHECKS[example.name](process.stdout, folder)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from keras_mobilenets import imagenet
-from tests.helpers import SHARED_DATA, shared_data
+from tests import helpers
+from tests.helpers import shared_data
 
 
 def test_class_index_has_1000_sorted_wordnet_ids():
@@ -73,5 +74,10 @@ def test_preprocess_input_modes():
         imagenet.preprocess_input(x, mode="caffe")
 
 
-def test_shared_data_location():
-    assert SHARED_DATA.name == "data"
+def test_shared_data_skips_when_a_file_is_absent(tmp_path, monkeypatch):
+    monkeypatch.setattr(helpers, "SHARED_DATA", tmp_path)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "present.txt").write_text("tench")
+    assert helpers.shared_data("labels/present.txt") == tmp_path / "labels" / "present.txt"
+    with pytest.raises(pytest.skip.Exception, match="shared data not available: .*absent.txt"):
+        helpers.shared_data("labels/absent.txt")

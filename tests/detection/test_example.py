@@ -70,7 +70,7 @@ def test_smoke_int8_detector_matches_the_qat_model(smoke):
 
 @pytest.mark.acceptance
 def test_full_example_meets_the_detection_targets():
-    """Issue 6's targets at the example's defaults (several minutes; ``-m acceptance``).
+    """The detection targets at the example's defaults (several minutes; ``-m acceptance``).
 
     Held-out mAP@0.5 >= 0.7, and the int8 TFLite detector (with post-processing)
     reproduces >= 95% of the QAT model's detections (same label, IoU >= 0.9, every corner

@@ -58,7 +58,7 @@ def test_float_parity_v1_v2(builder, alpha, tmp_path):
     ops = runner.op_histogram()
     # ReLU6 is fused into the convolutions, nothing runs it separately.
     assert not {"RELU6", "RELU", "MINIMUM", "MAXIMUM"} & set(ops)
-    assert ops["DEPTHWISE_CONV_2D"] == 13 if builder is km.MobileNet else 17
+    assert ops["DEPTHWISE_CONV_2D"] == (13 if builder is km.MobileNet else 17)
 
 
 @pytest.mark.slow

@@ -1,7 +1,6 @@
 """Twins, QuantizeConfigs on a tiny ShuffleNet-style model, save/load, bad arguments."""
 
 import os
-import subprocess
 import sys
 
 import keras
@@ -16,6 +15,7 @@ pytest.importorskip("tensorflow_model_optimization")
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 
 from keras_mobilenets import export  # noqa: E402
+from tests import helpers  # noqa: E402
 from tests.quantization.helpers import (  # noqa: E402
     assert_int8_graph,
     assert_same_float_weights,
@@ -212,17 +212,10 @@ def test_unsupported_layers_are_named():
         quantize_model(keras.Model(inputs, w))
 
 
-def test_import_does_not_need_tf_keras():
-    code = (
-        "import os, sys\n"
-        "import keras_mobilenets, keras_mobilenets.quantization\n"
-        "assert 'tf_keras' not in sys.modules and 'tensorflow_model_optimization' not in sys.modules\n"
-        "from keras_mobilenets.quantization import _tf_keras\n"
-        "assert os.environ.get('TF_USE_LEGACY_KERAS') is None, 'tfmot side effect leaked'\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+def test_import_does_not_need_tf_keras(tmp_path):
+    env = helpers.environment()
     env.pop("TF_USE_LEGACY_KERAS", None)
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    result = helpers.run_python([helpers.SCRIPTS / "import_without_tf_keras.py"], tmp_path, env)
     assert result.returncode == 0, result.stderr[-2000:]
 
 

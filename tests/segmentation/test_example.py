@@ -103,7 +103,7 @@ def test_int8_file_is_integer_and_agrees_with_the_qat_model(smoke):
 
 @pytest.mark.acceptance
 def test_full_example_meets_the_segmentation_targets(tmp_path):
-    """Issue 7's targets at the example's defaults (several minutes; ``-m acceptance``).
+    """The segmentation targets at the example's defaults (several minutes; ``-m acceptance``).
 
     Held-out mean IoU >= 0.8, and the int8 TFLite file's argmax masks agree with the QAT
     Keras model's on >= 98% of pixels.
