@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from keras_mobilenets import _checks, detection, segmentation
-from tests import backend_models, background, helpers
+from tests import backend_models, helpers
 
-SCRIPT = background.REPO / "tests" / "scripts" / "backend_check.py"
+SCRIPT = helpers.REPO / "tests" / "scripts" / "backend_check.py"
 BACKENDS = ("jax", "torch")
 TOLERANCE = 1e-5
 TF_ONLY = ("quantization.quantize_model", "export.to_tflite", "distribute.strategy_from_name",
@@ -107,10 +107,10 @@ def backend(request):
     tensorflow = request.getfixturevalue("tensorflow")  # only when the backend is there
     out = tensorflow["folder"] / name
     out.mkdir()
-    env = background.environment(KERAS_BACKEND=name, **_jax_cache(request.config))
+    env = helpers.environment(KERAS_BACKEND=name, **_jax_cache(request.config))
     process = subprocess.run(
         [sys.executable, str(SCRIPT), str(tensorflow["folder"]), str(out)],
-        capture_output=True, text=True, timeout=background.TIMEOUT_S, env=env,
+        capture_output=True, text=True, timeout=helpers.SUBPROCESS_TIMEOUT_S, env=env,
     )
     assert process.returncode == 0, process.stderr[-4000:]
     results = json.loads((out / "results.json").read_text())

@@ -58,7 +58,8 @@ def test_every_page_has_blocks_and_few_are_not_tested():
     assert "docs/detection.md" in blocks and all(blocks.values())
     not_tested = [(page, line) for page, found in blocks.items()
                   for line, _, reason in found if reason]
-    assert len(not_tested) <= 3, not_tested
+    # Downloads only: ImageNet (README), timm (MobileNetV4), COCO (pretrained, twice).
+    assert len(not_tested) <= 4, not_tested
 
 
 @pytest.mark.slow

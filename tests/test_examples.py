@@ -49,13 +49,15 @@ def _check_notebook(stdout, folder):
 
 def _check_qat_to_tflite(stdout, folder):
     assert "CONV_2D" in stdout and "TFLite int8 (QAT)" in stdout
-    _assert_full_integer(folder / "qat_to_tflite" / "model_int8_qat.tflite")
+    _assert_full_integer(
+        folder / "keras_mobilenets_runs" / "qat_to_tflite" / "model_int8_qat.tflite")
 
 
 def _check_multi_device(stdout, folder):
     assert "MirroredStrategy with 2 replica(s)" in stdout and "Keras float" in stdout
     # The saved classifier loads and gives one probability per shapes class.
-    model = keras.saving.load_model(folder / "multi_device_run" / "model.keras")
+    model = keras.saving.load_model(
+        folder / "keras_mobilenets_runs" / "multi_device_training" / "model.keras")
     size = model.input_shape[1]
     probabilities = np.asarray(model(np.zeros((2, size, size, 3), "float32")))
     assert probabilities.shape == (2, 5)

@@ -32,7 +32,8 @@ def test_trainable_parameters_equal_torchvision(variant):
 
 
 @pytest.mark.parametrize(
-    "variant", [v for v in MOBILENETS if v.macs_millions], ids=lambda v: v.name
+    "variant", [v for v in MOBILENETS if v.macs_millions and v.default_input_size == 224
+                and not v.family.startswith("mobilenet_v4")], ids=lambda v: v.name
 )
 def test_multiply_adds_at_224_within_3_percent_of_the_papers(variant):
     report = profiling.profile(variant.build(input_shape=(224, 224, 3)))
