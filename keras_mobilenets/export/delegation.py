@@ -18,7 +18,7 @@ import numpy as np
 from keras_mobilenets.export._litert import import_litert
 
 
-def _flatbuffer(model):
+def flatbuffer_bytes(model):
     """Bytes of TFLite bytes, a .tflite path or a ``LiteRTModel``."""
     if isinstance(model, (bytes, bytearray)):
         return bytes(model)
@@ -58,7 +58,7 @@ def non_delegated_ops(model_or_bytes, num_threads=1):
     """
     interpreter_module = import_litert("interpreter")
     interpreter = interpreter_module.Interpreter(
-        model_content=_flatbuffer(model_or_bytes), num_threads=num_threads
+        model_content=flatbuffer_bytes(model_or_bytes), num_threads=num_threads
     )
     interpreter.allocate_tensors()
     # The interpreter's node list (a private but long-standing API): the file's ops, then

@@ -9,7 +9,6 @@ each one cuts the delegated graph in two.
 """
 
 import collections
-import os
 
 
 from keras_mobilenets.export import delegation
@@ -21,22 +20,17 @@ KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 def _model_bytes(model_or_bytes):
     """Flatbuffer bytes of a path, bytes, a ``LiteRTModel`` or a Keras model (float32)."""
-    if isinstance(model_or_bytes, (bytes, bytearray)):
-        return bytes(model_or_bytes)
-    if isinstance(model_or_bytes, (str, os.PathLike)):
-        with open(model_or_bytes, "rb") as f:
-            return f.read()
-    content = getattr(model_or_bytes, "model_content", None)
-    if isinstance(content, bytes):
-        return content
     if hasattr(model_or_bytes, "inputs") and hasattr(model_or_bytes, "layers"):
         from keras_mobilenets.export.tflite import to_tflite
 
         return to_tflite(model_or_bytes)
-    raise TypeError(
-        "Expected TFLite bytes, a .tflite path, a LiteRTModel or a Keras model, got "
-        f"{type(model_or_bytes).__name__}."
-    )
+    try:
+        return delegation.flatbuffer_bytes(model_or_bytes)
+    except TypeError:
+        raise TypeError(
+            "Expected TFLite bytes, a .tflite path, a LiteRTModel or a Keras model, got "
+            f"{type(model_or_bytes).__name__}."
+        ) from None
 
 
 def _parse(model_or_bytes):
