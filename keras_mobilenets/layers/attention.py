@@ -12,6 +12,8 @@ normalisation: a batch norm that follows no convolution (so QAT cannot fold it).
 import keras
 from keras import ops
 
+from keras_mobilenets import _checks
+
 
 @keras.saving.register_keras_serializable(package="keras_mobilenets")
 class MultiQueryAttention(keras.layers.Layer):
@@ -41,10 +43,7 @@ class MultiQueryAttention(keras.layers.Layer):
 
     def __init__(self, num_heads, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1:
-            raise ValueError(
-                f"MultiQueryAttention: `num_heads` must be a positive int, got {num_heads!r}."
-            )
+        _checks.check_positive_int("num_heads", num_heads)
         self.num_heads = num_heads
 
     def _dims(self, input_shape):

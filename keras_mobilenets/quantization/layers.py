@@ -13,6 +13,7 @@ by their QuantizeConfig (see ``configs.InnerAndOutputQuantizeConfig``).
 
 import tensorflow as tf
 
+from keras_mobilenets import _checks
 from keras_mobilenets.quantization._tf_keras import tf_keras
 
 
@@ -65,8 +66,7 @@ class ChannelShuffle(tf_keras.layers.Layer):
 
     def __init__(self, groups, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-            raise ValueError(f"ChannelShuffle: `groups` must be a positive int, got {groups!r}.")
+        _checks.check_positive_int("groups", groups)
         self.groups = groups
 
     def call(self, inputs):

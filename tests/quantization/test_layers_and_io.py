@@ -71,6 +71,13 @@ def test_twins_compute_what_the_keras3_layers_compute():
         assert clone.get_config() == twin.get_config()
 
 
+@pytest.mark.parametrize("groups", [0, 2.0, True, "2"])
+def test_twin_channel_shuffle_rejects_bad_groups_like_the_keras3_layer(groups):
+    for layer_class in (km.ChannelShuffle, twins.ChannelShuffle):
+        with pytest.raises(ValueError, match=f"`groups` must be an int >= 1, got {groups!r}"):
+            layer_class(groups=groups)
+
+
 def test_translation_is_exact_in_float():
     model = tiny_model()
     twin = translate.to_tf_keras(model)
