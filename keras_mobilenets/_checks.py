@@ -3,8 +3,9 @@
 Each check raises ``ValueError`` naming the argument, the value it got and what is allowed,
 so a user never sees a stack trace from deep inside TensorFlow. ``True`` and ``False`` are
 never accepted as numbers (``isinstance(True, int)`` holds in Python). This module imports
-nothing of the package (numpy only), and Keras only inside ``require_tensorflow_backend`` (which raises
-``RuntimeError``), so any module may use it.
+nothing of the package (only numpy), and Keras only inside ``require_tensorflow_backend``
+(which raises ``RuntimeError``), so any module may use it. ``check_input_batch`` checks
+data given to a model (shape, dtype, NaN/inf, value range) the same way everywhere.
 
 Example:
     >>> check_int("epochs", 3, minimum=1)
