@@ -22,15 +22,17 @@ from keras_mobilenets.export._litert import import_litert
 TFLITE_IDENTIFIER = b"TFL3"
 
 
-def check_tflite_bytes(content, source="The bytes"):
+def check_tflite_bytes(content, source=None):
     """Raises ``ValueError`` unless ``content`` starts like a TFLite flatbuffer.
 
     Args:
         content: The file's bytes.
-        source: What they came from, for the message (a path, or "The bytes").
+        source: What they came from, for the message (a quoted path), or None for bytes
+            given as such.
 
     Raises:
-        ValueError: ``"<source> is not a TFLite model (...)"``, saying what was found.
+        ValueError: ``"<source> is not a TFLite model (...)"`` (``"The bytes are not
+            ..."`` without ``source``), saying what was found.
 
     Example:
         >>> check_tflite_bytes(b"PK\x03\x04...", "model.keras")
@@ -45,8 +47,9 @@ def check_tflite_bytes(content, source="The bytes"):
         found = f"bytes 4:8 are {bytes(content[4:8])!r}"
     else:
         return
+    subject = "The bytes are" if source is None else f"{source} is"
     raise ValueError(
-        f"{source} is not a TFLite model ({found}, not the TFLite file identifier "
+        f"{subject} not a TFLite model ({found}, not the TFLite file identifier "
         f"{TFLITE_IDENTIFIER!r}); pass a .tflite file, e.g. one written by export.to_tflite."
     )
 

@@ -257,7 +257,12 @@ def to_tflite(
 
     Raises:
         ValueError: On an unknown ``quantization`` or ``io_dtype``, "int8" without
-            ``representative_data`` for a non-QAT model, a model input with an
+            ``representative_data`` for a non-QAT model, ``representative_data`` (an
+            array, or any element of a dataset or generator) that does not fit the
+            model's input (the message names it, what it got and the input shape: a
+            wrong shape, which the converter would otherwise resize silently, a
+            non-numeric dtype, NaN or inf, values outside [0, 255] or scaled to [0, 1]
+            for a model with built-in preprocessing), a model input with an
             unknown spatial size, a model with NaN or inf in its variables (named), a
             converted file with invalid scales (tensors named) or one that LiteRT cannot
             run (the message says how the test run failed).
