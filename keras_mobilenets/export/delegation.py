@@ -35,11 +35,11 @@ def check_tflite_bytes(content, source=None):
             ..."`` without ``source``), saying what was found.
 
     Example:
-        >>> check_tflite_bytes(b"PK\x03\x04...", "model.keras")
+        >>> check_tflite_bytes(b"not a model", "'notes.txt'")
         Traceback (most recent call last):
         ...
-        ValueError: model.keras is not a TFLite model (bytes 4:8 are b'...', not the
-        TFLite file identifier b'TFL3').
+        ValueError: 'notes.txt' is not a TFLite model (bytes 4:8 are b'a mo', not the
+        TFLite file identifier b'TFL3'); pass a .tflite file, e.g. one written by ...
     """
     if len(content) < 8:
         found = f"it is {len(content)} bytes long"
