@@ -3,8 +3,9 @@
 Each check raises ``ValueError`` naming the argument, the value it got and what is allowed,
 so a user never sees a stack trace from deep inside TensorFlow. ``True`` and ``False`` are
 never accepted as numbers (``isinstance(True, int)`` holds in Python). This module imports
-nothing of the package, and Keras only inside ``require_tensorflow_backend`` (which raises
-``RuntimeError``), so any module may use it.
+nothing of the package (only numpy), and Keras only inside ``require_tensorflow_backend``
+(which raises ``RuntimeError``), so any module may use it. ``check_input_batch`` checks
+data given to a model (shape, dtype, NaN/inf, value range) the same way everywhere.
 
 Example:
     >>> check_int("epochs", 3, minimum=1)
@@ -15,6 +16,8 @@ Example:
 """
 
 import numbers
+
+import numpy as np
 
 #: Smallest input rows/cols a builder accepts.
 MIN_INPUT_SIZE = 32
@@ -232,3 +235,98 @@ def require_tensorflow_backend(feature):
             f"{feature} needs the TensorFlow backend of Keras, but Keras runs on {backend!r}. "
             f"{SWITCH_TO_TENSORFLOW}"
         )
+
+
+#: What a model built with ``include_preprocessing=True`` takes: raw RGB pixels.
+PIXEL_RANGE = (0.0, 255.0)
+
+
+def _shape_text(shape):
+    return "(" + ", ".join("any" if d is None else str(d) for d in shape) + (
+        ",)" if len(shape) == 1 else ")")
+
+
+def check_input_batch(argument, batch, expected_shape, value_range=None, *,
+                      allow_sample=False, element="a batch"):
+    """Checks model inputs against the model and returns them as a numpy batch.
+
+    ``batch`` must hold real numbers (any integer or float dtype, float16 and uint8
+    included; not bool, complex, strings or objects), all finite, of shape
+    ``(batch, *expected_shape)`` (None in ``expected_shape`` matches any size). With
+    ``value_range=(low, high)`` every value must lie in it; with the package's
+    :data:`PIXEL_RANGE` a non-empty batch whose largest value is in (0, 1] is refused too
+    (pixels scaled to [0, 1], not the [0, 255] the model rescales inside).
+
+    Args:
+        argument: The argument's name, for the message (e.g. ``"representative_data"``).
+        batch: Array-like (numpy array, tensor, nested lists).
+        expected_shape: One sample's shape, e.g. the model's ``input_shape[1:]``.
+        value_range: ``(low, high)`` the model expects, or None when it is not known
+            (then only shape, dtype and finiteness are checked).
+        allow_sample: Accept a single sample (rank ``len(expected_shape)``) too; it is
+            returned with a batch axis of 1.
+        element: How the message calls what was checked (``"an element"`` for one item
+            of a dataset or generator).
+
+    Returns:
+        ``batch`` as a numpy array with a batch axis (its dtype unchanged).
+
+    Raises:
+        ValueError: Naming ``argument``, what it got and what the model expects.
+
+    Example:
+        >>> check_input_batch("images", np.zeros((2, 96, 96, 3)), (96, 96, 3)).shape
+        (2, 96, 96, 3)
+        >>> check_input_batch("images", np.zeros((2, 64, 64, 3)), (96, 96, 3))
+        Traceback (most recent call last):
+        ...
+        ValueError: `images` must hold images of shape (H, W, C) = (96, 96, 3) to match the
+        model's input; got a batch of shape (2, 64, 64, 3).
+    """
+    expected_shape = tuple(expected_shape)
+    what = "images of shape (H, W, C) = " if len(expected_shape) == 3 else "samples of shape "
+    wanted = (f"`{argument}` must hold {what}{_shape_text(expected_shape)} to match the "
+              "model's input")
+    try:
+        array = np.asarray(batch)
+    except (ValueError, TypeError) as error:  # ragged nested lists, unconvertible objects
+        raise ValueError(f"{wanted}; got {element} numpy cannot read as an array ({error}).") \
+            from None
+    if array.dtype.kind not in "uif":
+        raise ValueError(
+            f"{wanted}, as real numbers (an integer or float dtype); got {element} of dtype "
+            f"{array.dtype} (shape {array.shape})."
+        )
+    got_shape = array.shape
+    if allow_sample and array.ndim == len(expected_shape):
+        array = array[None]
+    if array.ndim != len(expected_shape) + 1 or any(
+        e is not None and e != s for e, s in zip(expected_shape, array.shape[1:])
+    ):
+        raise ValueError(f"{wanted}; got {element} of shape {got_shape}.")
+    if not array.size:
+        return array
+    if array.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        if bad:
+            raise ValueError(
+                f"{wanted}, all finite; got {element} of shape {got_shape} with {bad} NaN or "
+                "inf value(s)."
+            )
+    if value_range is None:
+        return array
+    low, high = value_range
+    smallest, largest = float(array.min()), float(array.max())
+    expected = f"{wanted}, with values in [{low:g}, {high:g}]"
+    if (low, high) == PIXEL_RANGE:
+        expected += " (raw RGB pixels: the model rescales them inside, include_preprocessing)"
+    if smallest < low or largest > high:
+        raise ValueError(
+            f"{expected}; got {element} with values in [{smallest:g}, {largest:g}]."
+        )
+    if (low, high) == PIXEL_RANGE and 0.0 < largest <= 1.0:
+        raise ValueError(
+            f"{expected}; got {element} with values in [{smallest:g}, {largest:g}], which "
+            "looks scaled to [0, 1]: multiply it by 255."
+        )
+    return array

@@ -46,6 +46,60 @@ def rescaling_arguments(mode):
     raise ValueError(f"`mode` must be 'tf' or 'torch', got {mode!r}.")
 
 
+# Layers that pass the model input on unchanged (tfmot's input quantizer included).
+_PASS_THROUGH = ("InputLayer", "QuantizeLayer")
+
+
+def _first_layer(model):
+    """The first layer after the input of a (possibly nested, possibly QAT) model."""
+    for _ in range(8):  # models nested in models, a few deep at most
+        layers = [layer for layer in getattr(model, "layers", ())
+                  if type(layer).__name__ not in _PASS_THROUGH]
+        if not layers:
+            return None
+        first = layers[0]
+        if hasattr(first, "layers"):  # a nested model: look inside
+            model = first
+            continue
+        return getattr(first, "layer", first)  # tfmot's QuantizeWrapper wraps the layer
+    return None
+
+
+def expected_input_range(model):
+    """The input range of a model that rescales raw pixels inside, else None.
+
+    A model built with ``include_preprocessing=True`` (the default of every builder and
+    head of the package, also inside a fine-tuning classifier or a QAT model from
+    ``quantize_model``) starts with a ``Rescaling`` layer doing ``preprocess_input``
+    ("tf" or "torch"): it takes RGB pixels in [0, 255].
+
+    Args:
+        model: A Keras 3 or tf_keras model.
+
+    Returns:
+        ``(0.0, 255.0)``, or None when the model's input range cannot be known (no
+        such layer: e.g. ``include_preprocessing=False`` or a model of another source).
+
+    Example:
+        >>> expected_input_range(keras_mobilenets.MobileNetV2(weights=None))
+        (0.0, 255.0)
+    """
+    layer = _first_layer(model)
+    if layer is None or type(layer).__name__ not in ("Rescaling", "QATRescaling"):
+        return None
+    config = layer.get_config()
+    for mode in ("tf", "torch"):
+        scale, offset = rescaling_arguments(mode)
+        try:
+            same = np.allclose(np.asarray(config.get("scale"), "float64"), scale, rtol=1e-5) \
+                and np.allclose(np.asarray(config.get("offset"), "float64"), offset, rtol=1e-5)
+        except (TypeError, ValueError):
+            same = False
+        if same:
+            return _checks.PIXEL_RANGE
+    return None
+
+
 def preprocess_input(x, mode="tf"):
     """Scales pixels in [0, 255] for a model built without ``include_preprocessing``.
 

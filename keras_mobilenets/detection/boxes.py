@@ -72,8 +72,14 @@ def check_bounding_boxes(bounding_boxes, bounding_box_format, argument="bounding
         raise ValueError(
             f"`{argument}` must be a dict with keys 'boxes' and 'labels', got {found}."
         )
-    boxes = np.asarray(bounding_boxes["boxes"], dtype="float32")
+    boxes = np.asarray(bounding_boxes["boxes"])
     labels = np.asarray(bounding_boxes["labels"])
+    if boxes.dtype.kind not in "uif":
+        raise ValueError(
+            f"`{argument}['boxes']` must hold numbers, got dtype {boxes.dtype} (shape "
+            f"{boxes.shape})."
+        )
+    boxes = boxes.astype("float32")
     if boxes.ndim < 2 or boxes.shape[-1] != 4:
         raise ValueError(
             f"`{argument}['boxes']` must have shape (..., num_boxes, 4), got {boxes.shape}."
@@ -83,7 +89,9 @@ def check_bounding_boxes(bounding_boxes, bounding_box_format, argument="bounding
             f"`{argument}['labels']` must have shape {boxes.shape[:-1]} (one label per box), "
             f"got {labels.shape}."
         )
-    if not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
+    if labels.dtype.kind not in "uif" or (
+        labels.dtype.kind == "f" and not np.all(labels == np.round(labels))
+    ):
         raise ValueError(f"`{argument}['labels']` must hold integers, got {labels.dtype}.")
     labels = labels.astype("int32")
     valid = boxes[labels >= 0]

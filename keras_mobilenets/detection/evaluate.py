@@ -17,6 +17,7 @@ import logging
 
 import numpy as np
 
+from keras_mobilenets import _checks
 from keras_mobilenets.detection.boxes import check_bounding_boxes, check_format, to_rel_xyxy
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ def coco_metrics(ground_truth, detections, image_shape, bounding_box_format="xyx
 
     Raises:
         ImportError: If pycocotools is missing (the ``detection`` extra).
-        ValueError: On malformed boxes or mismatched batch sizes.
+        ValueError: On malformed boxes (named by argument: shapes, non-finite or inverted
+            boxes), scores of another shape than the labels or not finite, labels >=
+            ``num_classes``, or mismatched batch sizes.
 
     Example:
         >>> coco_metrics(targets, detector.predict(images), image_shape=(128, 128))
@@ -62,11 +65,29 @@ def coco_metrics(ground_truth, detections, image_shape, bounding_box_format="xyx
         {"boxes": detections["boxes"], "labels": detections["labels"]}, bounding_box_format,
         "detections",
     )
-    dt_scores = np.asarray(detections["scores"], "float32")
+    if not isinstance(detections, dict) or "scores" not in detections:
+        raise ValueError("`detections` must be a dict with keys 'boxes', 'labels' and 'scores'.")
+    dt_scores = np.asarray(detections["scores"])
+    if dt_scores.shape != dt_labels.shape or dt_scores.dtype.kind not in "uif" or not np.all(
+        np.isfinite(dt_scores)
+    ):
+        raise ValueError(
+            f"`detections['scores']` must hold finite numbers of shape {dt_labels.shape} (one "
+            f"score per box), got dtype {dt_scores.dtype} and shape {dt_scores.shape}."
+        )
+    dt_scores = dt_scores.astype("float32")
     if len(gt_boxes) != len(dt_boxes):
         raise ValueError(
             f"`ground_truth` has {len(gt_boxes)} images but `detections` {len(dt_boxes)}."
         )
+    if num_classes is not None:
+        _checks.check_positive_int("num_classes", num_classes)
+        for argument, labels in (("ground_truth", gt_labels), ("detections", dt_labels)):
+            if labels.size and labels.max() >= num_classes:
+                raise ValueError(
+                    f"`{argument}['labels']` must hold class ids in [0, {num_classes}) (or -1 "
+                    f"for padding) for num_classes={num_classes}; got {int(labels.max())}."
+                )
     if num_classes is None:
         num_classes = int(max(gt_labels.max(initial=-1), dt_labels.max(initial=-1))) + 1
     gt_xywh = _xywh_pixels(gt_boxes, bounding_box_format, image_shape)

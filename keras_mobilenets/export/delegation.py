@@ -18,13 +18,76 @@ import numpy as np
 from keras_mobilenets.export._litert import import_litert
 
 
+#: The file identifier of a TFLite flatbuffer, at bytes 4:8 (after the root offset).
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+def check_tflite_bytes(content, source=None):
+    """Raises ``ValueError`` unless ``content`` starts like a TFLite flatbuffer.
+
+    Args:
+        content: The file's bytes.
+        source: What they came from, for the message (a quoted path), or None for bytes
+            given as such.
+
+    Raises:
+        ValueError: ``"<source> is not a TFLite model (...)"`` (``"The bytes are not
+            ..."`` without ``source``), saying what was found.
+
+    Example:
+        >>> check_tflite_bytes(b"not a model", "'notes.txt'")
+        Traceback (most recent call last):
+        ...
+        ValueError: 'notes.txt' is not a TFLite model (bytes 4:8 are b'a mo', not the
+        TFLite file identifier b'TFL3'); pass a .tflite file, e.g. one written by ...
+    """
+    if len(content) < 8:
+        found = f"it is {len(content)} bytes long"
+    elif content[4:8] != TFLITE_IDENTIFIER:
+        found = f"bytes 4:8 are {bytes(content[4:8])!r}"
+    else:
+        return
+    subject = "The bytes are" if source is None else f"{source} is"
+    raise ValueError(
+        f"{subject} not a TFLite model ({found}, not the TFLite file identifier "
+        f"{TFLITE_IDENTIFIER!r}); pass a .tflite file, e.g. one written by export.to_tflite."
+    )
+
+
+def read_tflite(path):
+    """The bytes of the TFLite file at ``path``, checked (the one place .tflite paths are read).
+
+    Raises:
+        FileNotFoundError: If there is no file at ``path`` (named).
+        ValueError: If the file is not a TFLite model (``check_tflite_bytes``).
+
+    Example:
+        >>> len(read_tflite("model_int8.tflite"))
+        283744
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        what = "is a directory, not a file" if os.path.isdir(path) else "does not exist"
+        raise FileNotFoundError(f"TFLite file {path!r} {what}.")
+    with open(path, "rb") as f:
+        content = f.read()
+    check_tflite_bytes(content, repr(path))
+    return content
+
+
 def flatbuffer_bytes(model):
-    """Bytes of TFLite bytes, a .tflite path or a ``LiteRTModel``."""
+    """Bytes of TFLite bytes, a .tflite path or a ``LiteRTModel``, checked to be TFLite.
+
+    Raises:
+        TypeError: For anything else.
+        FileNotFoundError: For a path with no file.
+        ValueError: If the bytes or the file are not a TFLite model (``check_tflite_bytes``).
+    """
     if isinstance(model, (bytes, bytearray)):
+        check_tflite_bytes(model)
         return bytes(model)
     if isinstance(model, (str, os.PathLike)):
-        with open(model, "rb") as f:
-            return f.read()
+        return read_tflite(model)
     content = getattr(model, "model_content", None)
     if isinstance(content, bytes):
         return content

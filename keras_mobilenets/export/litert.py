@@ -7,7 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_mobilenets.export import report
+from keras_mobilenets import _checks
+from keras_mobilenets.export import delegation, report
 from keras_mobilenets.export._litert import import_litert
 
 
@@ -40,6 +41,10 @@ class LiteRTModel:
 
     Raises:
         ImportError: If ai-edge-litert is not installed.
+        TypeError: If ``model`` is neither a path nor bytes.
+        FileNotFoundError: If ``model`` is a path with no file (named).
+        ValueError: If the file or bytes are not a TFLite model ("<path> is not a TFLite
+            model (...)", see ``delegation.check_tflite_bytes``).
 
     Example:
         >>> runner = LiteRTModel(to_tflite(model))
@@ -49,15 +54,11 @@ class LiteRTModel:
 
     def __init__(self, model, num_threads=2):
         interpreter_module = import_litert("interpreter")
-        if isinstance(model, (bytes, bytearray)):
-            self.model_content = bytes(model)
-        elif isinstance(model, (str, os.PathLike)):
-            with open(model, "rb") as f:
-                self.model_content = f.read()
-        else:
+        if not isinstance(model, (bytes, bytearray, str, os.PathLike)):
             raise TypeError(
                 f"`model` must be a .tflite path or bytes, got {type(model).__name__}."
             )
+        self.model_content = delegation.flatbuffer_bytes(model)
         self.num_threads = num_threads
         self._interpreter = interpreter_module.Interpreter(
             model_content=self.model_content, num_threads=num_threads
@@ -88,7 +89,10 @@ class LiteRTModel:
         """Casts or quantizes ``x`` to the dtype of the input tensor ``detail``."""
         dtype = detail["dtype"]
         scale, zero_point = detail["quantization"]
-        if np.issubdtype(dtype, np.integer) and np.issubdtype(x.dtype, np.floating):
+        if np.issubdtype(dtype, np.integer) and x.dtype != dtype:
+            # Values (float, or integers of another dtype such as uint8 pixels for an
+            # int8 file): quantized, never reinterpreted by a cast.
+            x = x.astype("float32")
             if scale == 0:
                 raise ValueError(
                     f"Input {detail['name']!r} is {dtype} without quantization parameters; "
@@ -108,8 +112,9 @@ class LiteRTModel:
     def predict(self, images):
         """Runs a batch through the model.
 
-        Float inputs are quantized with the input tensor's scale and zero point when the
-        file takes int8/uint8; integer inputs of the file's dtype are passed as they are.
+        Inputs are quantized with the input tensor's scale and zero point when the file
+        takes int8/uint8, unless they already have the file's dtype (then they are passed
+        as they are): uint8 pixels for an int8 file are quantized, not cast.
         Outputs are dequantized to float32. The batch is run in chunks of the file's
         batch size (usually one sample at a time).
 
@@ -120,7 +125,10 @@ class LiteRTModel:
             A float32 array ``(batch, ...)``, or a list of them for several outputs.
 
         Raises:
-            ValueError: If the model has several inputs, or ``images`` has the wrong shape.
+            ValueError: If the model has several inputs, or ``images`` does not fit the
+                file's input: a wrong shape, a dtype that is not an integer or float one,
+                NaN or inf (the message names ``images``, what it got and the input
+                shape). The value range is not checked: a file does not record it.
 
         Example:
             >>> LiteRTModel("mobilenet_v2_1.0_224_quant.tflite").predict(images).shape
@@ -130,13 +138,8 @@ class LiteRTModel:
         if len(inputs) != 1:
             raise ValueError(f"predict() supports single-input models; this one has {len(inputs)}.")
         detail = _describe(inputs[0])
-        x = np.asarray(images)
         expected = detail["shape"]
-        if x.ndim != len(expected) or x.shape[1:] != expected[1:]:
-            raise ValueError(
-                f"`images` must have shape (batch, {', '.join(map(str, expected[1:]))}), "
-                f"got {x.shape}."
-            )
+        x = _checks.check_input_batch("images", images, expected[1:])
         chunk = expected[0]
         if len(x) % chunk:
             raise ValueError(

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_mobilenets import _checks
+from keras_mobilenets import _checks, imagenet
 from keras_mobilenets.export import delegation, validate
 from keras_mobilenets.export.int8_rewrite import (
     DEFAULT_REWRITES,
@@ -119,12 +119,15 @@ def _fixed_input_specs(model):
     return specs
 
 
-def _representative_dataset(data, rank):
+def _representative_dataset(data, expected_shape, value_range, errors):
     """A converter ``representative_dataset``: yields one ``[sample]`` (batch of 1) at a time.
 
     ``data`` is a numpy array (a batch), a ``tf.data.Dataset``, a generator, or a callable
     returning an iterable. Elements may be batches or single samples; tuples ``(x, y)`` or
-    ``(x,)`` contribute ``x``.
+    ``(x,)`` contribute ``x``. Each element is checked (``_checks.check_input_batch``)
+    against the model's input shape and ``value_range`` as it is read; the ``ValueError``
+    of a bad element is also appended to ``errors``, for ``to_tflite`` to raise it in
+    place of the converter's own error.
     """
 
     def samples():
@@ -136,21 +139,35 @@ def _representative_dataset(data, rank):
             elements = data()
         else:
             elements = data
-        for element in elements:
-            if isinstance(element, (tuple, list)):
-                element = element[0]
-            batch = np.asarray(element, dtype="float32")
-            if batch.ndim == rank - 1:
-                batch = batch[None]
-            if batch.ndim != rank:
-                raise ValueError(
-                    f"`representative_data` must hold samples of rank {rank - 1} or batches "
-                    f"of rank {rank}, got an element of shape {batch.shape}."
+        try:
+            for element in elements:
+                if isinstance(element, (tuple, list)):
+                    element = element[0]
+                batch = _checks.check_input_batch(
+                    "representative_data", element, expected_shape, value_range,
+                    allow_sample=True, element="an element",
                 )
-            for sample in batch:
-                yield [sample[None]]
+                for sample in batch.astype("float32"):
+                    yield [sample[None]]
+        except ValueError as error:
+            errors.append(error)
+            raise
 
     return samples
+
+
+def _check_representative_data(data, expected_shape, value_range):
+    """Checks what can be checked before conversion: arrays whole, the kind of ``data``."""
+    if isinstance(data, np.ndarray) or tf.is_tensor(data):
+        _checks.check_input_batch("representative_data", data, expected_shape, value_range,
+                                  allow_sample=True)
+    elif isinstance(data, (str, bytes, dict)) or not (
+        callable(data) or hasattr(data, "__iter__")
+    ):
+        raise ValueError(
+            "`representative_data` must be a numpy array, a tf.data.Dataset, a generator or "
+            f"a callable returning an iterable of batches, got {type(data).__name__}."
+        )
 
 
 def _serve(model, postprocess):
@@ -240,7 +257,12 @@ def to_tflite(
 
     Raises:
         ValueError: On an unknown ``quantization`` or ``io_dtype``, "int8" without
-            ``representative_data`` for a non-QAT model, a model input with an
+            ``representative_data`` for a non-QAT model, ``representative_data`` (an
+            array, or any element of a dataset or generator) that does not fit the
+            model's input (the message names it, what it got and the input shape: a
+            wrong shape, which the converter would otherwise resize silently, a
+            non-numeric dtype, NaN or inf, values outside [0, 255] or scaled to [0, 1]
+            for a model with built-in preprocessing), a model input with an
             unknown spatial size, a model with NaN or inf in its variables (named), a
             converted file with invalid scales (tensors named) or one that LiteRT cannot
             run (the message says how the test run failed).
@@ -279,6 +301,11 @@ def to_tflite(
     validate.check_finite_weights(model, "export")
     if quantization != "int8" and representative_data is not None:
         logger.warning("`representative_data` is only used with quantization='int8'; ignored.")
+    data_errors = []
+    if quantization == "int8" and representative_data is not None:
+        expected_shape = tuple(model.inputs[0].shape[1:])
+        value_range = imagenet.expected_input_range(model)
+        _check_representative_data(representative_data, expected_shape, value_range)
 
     with tempfile.TemporaryDirectory(prefix="keras_mobilenets_export_") as export_dir:
         if tf_keras_model:
@@ -302,11 +329,15 @@ def to_tflite(
             if postprocess is None:
                 converter.inference_output_type = io_type
             if representative_data is not None:
-                rank = len(model.inputs[0].shape)
                 converter.representative_dataset = _representative_dataset(
-                    representative_data, rank
+                    representative_data, expected_shape, value_range, data_errors
                 )
-        flatbuffer = converter.convert()
+        try:
+            flatbuffer = converter.convert()
+        except Exception:
+            if data_errors:  # a bad element: our message, not the converter's trace
+                raise data_errors[0] from None
+            raise
     if quantization == "int8" and int8_hard_swish != "native":
         flatbuffer, counts = rewrite_int8_hard_swish(flatbuffer, int8_hard_swish)
         if any(counts.values()):

@@ -9,7 +9,11 @@ Example:
 import logging
 import os
 
+import numpy as np
+
+from keras_mobilenets import _checks
 from keras_mobilenets.export import compare
+from keras_mobilenets.imagenet import expected_input_range
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,11 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
     Raises:
         ValueError: If ``int8_path`` is given without ``qat_model`` or
             ``representative_data``, or ``ptq_path`` without ``int8_path``, ``qat_model``
-            and ``representative_data``.
+            and ``representative_data``; if ``images`` do not fit the model's input (a
+            wrong shape, a non-numeric dtype, NaN or inf, values outside [0, 255] or
+            scaled to [0, 1]: the message names ``images``, what it got and the input
+            shape), or ``labels`` are not one class id per image; if
+            ``representative_data`` does not fit (see ``export.to_tflite``).
 
     Example:
         >>> rows, files = compare_models(model, x_val, y_val, qat_model=qat,
@@ -60,6 +68,17 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
                                  or representative_data is None):
         raise ValueError("`ptq_path` needs `int8_path`, a `qat_model` and "
                          "`representative_data` (it is written beside the QAT int8 file).")
+    images = _checks.check_input_batch("images", images, tuple(model.inputs[0].shape[1:]),
+                                       expected_input_range(model))
+    labels = np.asarray(labels)
+    classes = model.outputs[0].shape[-1]
+    if labels.shape != (len(images),) or labels.dtype.kind not in "ui" or (
+        labels.size and (labels.min() < 0 or labels.max() >= classes)
+    ):
+        raise ValueError(
+            f"`labels` must be {len(images)} integer class ids (one per image) in [0, "
+            f"{classes}); got dtype {labels.dtype} and shape {labels.shape}."
+        )
     float_probs = model.predict(images, batch_size=batch_size, verbose=0)
     rows = [compare.Row("Keras float", compare.accuracy(float_probs, labels))]
     if qat_model is not None:

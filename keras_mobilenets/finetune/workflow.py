@@ -207,6 +207,11 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
     Returns:
         A :class:`FineTuneResult`.
 
+    Raises:
+        ValueError: If the images of ``data.train`` or ``data.validation`` do not fit the
+            classifier: (image_size, image_size, 3) RGB pixels in [0, 255] (the message
+            names the dataset, what it got and the expected shape).
+
     Example:
         >>> result = run_workflow(data, "run", config, Steps.of(config))
     """
@@ -216,6 +221,13 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
     steps.say("build", "building %s (weights=%s) with a %d-class head", config.backbone,
               weights, len(data.class_names))
     sample = data_lib.take_images(data.train, config.calibration_images)
+    # The classifier takes [0, 255] pixels of the configured size (include_preprocessing):
+    # refuse other data before anything trains.
+    expected = (config.image_size, config.image_size, 3)
+    _checks.check_input_batch("data.train", sample, expected, _checks.PIXEL_RANGE)
+    if data.validation is not None:
+        _checks.check_input_batch("data.validation", data_lib.take_images(data.validation, 16),
+                                  expected, _checks.PIXEL_RANGE)
     train = data.train
     if config.augment:
         train = data_lib.augment(train, data_lib.augmentation(config.seed))

@@ -6,7 +6,10 @@ tf_keras and tfmot are imported inside the functions, so importing this module (
 
 import os
 
+import numpy as np
+
 from keras_mobilenets import _checks
+from keras_mobilenets.imagenet import expected_input_range
 
 
 def quantize_model(model, calibration_data=None, calibration_batch_size=32):
@@ -42,7 +45,10 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
         ValueError: If ``model`` is not a Keras 3 functional model (Sequential and
             subclassed models are refused), contains an unsupported layer (the
             message names the layer and its type), holds NaN or inf in its variables
-            (named), or calibration gives non-finite ranges (named).
+            (named), ``calibration_data`` does not fit the model's input (the message
+            names it, what it got and the input shape: a wrong shape, a non-numeric
+            dtype, NaN or inf, values outside [0, 255] or scaled to [0, 1] for a model
+            with built-in preprocessing), or calibration gives non-finite ranges (named).
         RuntimeError: With another Keras backend than TensorFlow (QAT is tfmot's).
 
     Example:
@@ -60,6 +66,11 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
     if calibration_data is not None:
         calibration.check_options(calibration_batch_size, prefix="calibration_")
     translate.check_model(model)
+    if isinstance(calibration_data, np.ndarray):  # checked before the slow translation
+        _checks.check_input_batch(
+            "calibration_data", calibration_data, tuple(model.inputs[0].shape[1:]),
+            expected_input_range(model), element="an array",
+        )
     check_finite_weights(model, "quantize")
     float_model = translate.to_tf_keras(model)
     registry = tfmot_keras.default_8bit.Default8BitQuantizeRegistry()
@@ -89,7 +100,8 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
     if synchronized:
         qat_model = synchronize_batch_norm(qat_model, names=synchronized)
     if calibration_data is not None:
-        calibration.calibrate(qat_model, calibration_data, batch_size=calibration_batch_size)
+        calibration.run_calibration(qat_model, calibration_data, calibration_batch_size,
+                                    argument="calibration_data")
     calibration.check_finite_ranges(qat_model)
     return qat_model
 

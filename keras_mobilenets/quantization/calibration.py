@@ -31,7 +31,8 @@ Example:
 import numpy as np
 import tensorflow as tf
 
-from keras_mobilenets._checks import check_int
+from keras_mobilenets._checks import check_input_batch, check_int
+from keras_mobilenets.imagenet import expected_input_range
 
 #: Narrowest activation range calibration sets (its int8 step: MIN_RANGE_WIDTH / 255).
 MIN_RANGE_WIDTH = 1e-6
@@ -45,10 +46,13 @@ def _is_activation(prefix):
     return prefix in _ACTIVATION_PREFIXES or (number.isdigit() and base in _ACTIVATION_PREFIXES)
 
 
-def _batches(data, batch_size, steps):
-    """Float32 numpy batches from an array or an iterable of ``x`` / ``(x, y)`` batches."""
+def _batches(data, batch_size, steps, check):
+    """Float32 numpy batches from an array or an iterable of ``x`` / ``(x, y)`` batches.
+
+    ``check(batch, element)`` validates each batch (an array is checked whole first).
+    """
     if isinstance(data, np.ndarray) or tf.is_tensor(data):
-        data = np.asarray(data, dtype="float32")
+        data = check(data, "an array")
         iterator = (data[start:start + batch_size] for start in range(0, len(data), batch_size))
     else:
         iterator = iter(data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else data)
@@ -57,7 +61,7 @@ def _batches(data, batch_size, steps):
             return
         if isinstance(batch, (tuple, list)):
             batch = batch[0]
-        yield np.asarray(batch, dtype="float32")
+        yield check(batch, "a batch").astype("float32")
 
 
 def check_options(batch_size, steps=None, prefix=""):
@@ -278,14 +282,24 @@ def calibrate(qat_model, data, batch_size=32, steps=None):
 
     Raises:
         ValueError: If ``qat_model`` is not a tfmot QAT model, on an invalid
-            ``batch_size``/``steps``, if ``data`` yields no batch or a batch of the wrong
-            shape, or if a range comes out non-finite (e.g. NaN in ``data``); then no
-            range is changed.
+            ``batch_size``/``steps``, if ``data`` yields no batch, or a batch that does not
+            fit the model's input (the message names ``data``, what it got and the
+            model's input shape: a wrong shape, a non-numeric dtype, NaN or inf, values
+            outside [0, 255] or scaled to [0, 1] for a model with built-in
+            preprocessing), or if a range comes out non-finite; then no range is changed.
 
     Example:
         >>> qat = quantize_model(keras_mobilenets.MobileNetV3Small(input_shape=(64, 64, 3)))
         >>> calibrate(qat, images[:256])
         8
+    """
+    return run_calibration(qat_model, data, batch_size, steps, argument="data")
+
+
+def run_calibration(qat_model, data, batch_size=32, steps=None, argument="data"):
+    """``calibrate``, with ``data`` called ``argument`` in error messages.
+
+    ``quantize_model`` calls it with ``argument="calibration_data"``.
     """
     from keras_mobilenets.quantization import configs
     from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
@@ -296,23 +310,24 @@ def calibrate(qat_model, data, batch_size=32, steps=None):
             f"{type(qat_model).__name__} {getattr(qat_model, 'name', '')!r}."
         )
     check_options(batch_size, steps)
-    if isinstance(data, (str, bytes)) or data is None:
+    if isinstance(data, (str, bytes, dict)) or data is None or not (
+        isinstance(data, np.ndarray) or tf.is_tensor(data) or hasattr(data, "__iter__")
+    ):
         raise ValueError(
-            f"`data` must be a numpy array or an iterable of batches, got {type(data).__name__}."
+            f"`{argument}` must be a numpy array or an iterable of batches, got "
+            f"{type(data).__name__}."
         )
     expected = tuple(qat_model.input_shape[1:])
+    value_range = expected_input_range(qat_model)
+
+    def check(batch, element):
+        return check_input_batch(argument, batch, expected, value_range, element=element)
+
     records = {}
     probe, names = _float_probe(qat_model, tf_keras, tfmot_keras, configs.custom_objects(),
                                 records)
     count = 0
-    for batch in _batches(data, batch_size, steps):
-        if batch.ndim != len(expected) + 1 or any(
-            e is not None and e != s for e, s in zip(expected, batch.shape[1:])
-        ):
-            raise ValueError(
-                f"`data` batches must have shape (batch, {', '.join(map(str, expected))}), "
-                f"got {batch.shape}."
-            )
+    for batch in _batches(data, batch_size, steps, check):
         if not len(batch):
             continue
         outputs = probe(batch, training=False)
@@ -322,7 +337,9 @@ def calibrate(qat_model, data, batch_size=32, steps=None):
             records.setdefault((name, "output"), []).append((value[0], value[1]))
         count += 1
     if not count:
-        raise ValueError("`data` yielded no batch: calibration needs at least one input.")
+        raise ValueError(
+            f"`{argument}` yielded no batch: calibration needs at least one input."
+        )
     _assign(qat_model, records, tfmot_keras)
     return count
 

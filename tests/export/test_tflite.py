@@ -133,7 +133,8 @@ def test_unknown_spatial_size_names_the_fix():
 
 def test_runner_rejects_wrong_shapes(v3small):
     runner = export.LiteRTModel(v3small["float32"])
-    with pytest.raises(ValueError, match=r"shape \(batch, 96, 96, 3\)"):
+    with pytest.raises(ValueError, match=r"`images` must hold images of shape \(H, W, C\) = "
+                                         r"\(96, 96, 3\) .*got a batch of shape \(2, 64, 64"):
         runner.predict(np.zeros((2, 64, 64, 3), "float32"))
     latency = runner.latency(runs=5, warmup=1)
     assert 0 < latency.median_ms <= latency.p90_ms

@@ -83,7 +83,8 @@ def test_only_range_variables_change_and_tfmot_is_restored():
 def test_tfmot_is_restored_after_an_error():
     qat = quantize_model(_relu_model())
     originals = {name: getattr(quant_ops, name) for name in _RANGE_OPS}
-    with pytest.raises(ValueError, match=r"`data` batches must have shape \(batch, 4, 4, 3\)"):
+    with pytest.raises(ValueError, match=r"`data` must hold images of shape \(H, W, C\) = "
+                                         r"\(4, 4, 3\) .*got a batch of shape \(2, 5, 5, 3\)"):
         calibrate(qat, [np.zeros((2, 4, 4, 3), "float32"), np.zeros((2, 5, 5, 3), "float32")])
     assert {name: getattr(quant_ops, name) for name in _RANGE_OPS} == originals
 
