@@ -125,8 +125,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.alpha != 1.0 and any(getattr(args, f"{h}_weights") != RANDOM for h in args.heads):
         parser.error("--alpha other than 1.0 needs random weights (the checkpoints are 1.0)")
-    # A random detector's class scores are all about 1 / 91: no detection passes 0.3, so
-    # its top 10 per photo are compared instead.
+    # A random detector's class scores are near ties and mostly below 0.3 (most photos
+    # would have no detection to compare), so its top 10 per photo are compared instead.
     random = args.ssdlite_weights == RANDOM
     if args.score_threshold is None:
         args.score_threshold = 0.0 if random else 0.3
