@@ -1,0 +1,100 @@
+"""benchmarks/pretrained_heads.py runs end to end at its smallest sizes on the shared
+photographs (random weights: no checkpoint can be downloaded in the tests)."""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from tests import helpers
+
+SCRIPT = helpers.REPO / "benchmarks" / "pretrained_heads.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("pretrained_heads", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    helpers.shared_data("images/cats_and_dogs.jpg")
+    folder = tmp_path_factory.mktemp("pretrained_heads")
+    script = _load_script()
+    results = script.main([
+        "--data", str(helpers.SHARED_DATA), "--output-dir", str(folder),
+        "--ssdlite-size", "160", "--lraspp-size", "128", "--alpha", "0.5",
+        "--runs", "2", "--warmup", "1",
+    ])
+    return script, results, folder
+
+
+@pytest.mark.slow
+def test_json_has_the_measurements(run, capsys):
+    script, results, folder = run
+    with open(folder / "results.json") as f:
+        saved = json.load(f)
+    assert saved["heads"].keys() == {"ssdlite", "lraspp"}
+    assert saved["threads"] == 2 and saved["machine"]["cpu_count"] >= 1
+    for head, result in saved["heads"].items():
+        assert result["random_weights"] is True and result["weights"] == "random"
+        assert len(result["photos"]) >= 4 and "cats_and_dogs.jpg" in result["photos"]
+        for name in ("float32", "int8"):
+            row = result["files"][name]
+            assert (folder / row["file"]).is_file()
+            assert row["kib"] * 1024 == pytest.approx((folder / row["file"]).stat().st_size)
+            assert 0 < row["latency_ms"] <= row["p90_ms"]
+            assert 0.0 <= row["agreement"] <= 1.0
+            assert set(row["per_photo"]) == set(result["photos"])
+        # int8 weights: a file of about a quarter of the float32 one.
+        assert result["files"]["int8"]["kib"] < 0.5 * result["files"]["float32"]["kib"]
+        assert "CONV_2D" in result["op_report_int8"]
+    # The printed table names the random weights.
+    assert script.RANDOM_NOTE in script.table(saved)
+
+
+@pytest.mark.slow
+def test_ssdlite_agreement_is_measured_on_real_detections(run):
+    _, results, _ = run
+    result = results["heads"]["ssdlite"]
+    photos = len(result["photos"])
+    # Random weights: the top 10 detections of each photo are compared (few pass 0.3).
+    assert result["score_threshold"] == 0.0 and result["max_detections"] == 10
+    assert result["float_detections"] == 10 * photos
+    for name in ("float32", "int8"):
+        row = result["files"][name]
+        assert row["detections"] == 10 * photos
+        scores = np.asarray(row["scores"])
+        assert (scores > 0).all() and np.ptp(scores) > 0, scores  # not a constant output
+        assert 0.0 <= row["reverse_agreement"] <= 1.0
+    # The float32 file reproduces the float Keras model; the int8 one is measured, not 1 by
+    # construction (it is below the float32 file's on random weights).
+    assert result["files"]["float32"]["agreement"] > 0.8
+    assert result["files"]["int8"]["agreement"] <= result["files"]["float32"]["agreement"]
+
+
+@pytest.mark.slow
+def test_lraspp_agreement_is_measured_on_real_masks(run):
+    _, results, _ = run
+    result = results["heads"]["lraspp"]
+    float32, int8 = result["files"]["float32"], result["files"]["int8"]
+    assert int8["logits_std"] > 0 and float32["logits_std"] > 0
+    assert float32["agreement"] > 0.95
+    assert 0.0 < int8["agreement"] < 1.0
+    per_photo = list(int8["per_photo"].values())
+    assert np.mean(per_photo) == pytest.approx(int8["agreement"])  # photos of one size
+    assert sum(result["float_classes"].values()) == pytest.approx(1.0)
+
+
+def test_bad_arguments_exit_with_status_2(capsys):
+    script = _load_script()
+    for argv in (["--ssdlite-weights", "imagenet"], ["--lraspp-weights", "missing.pth"],
+                 ["--heads", "yolo"], ["--lraspp-size", "16"],
+                 ["--ssdlite-weights", "coco", "--alpha", "0.5"]):
+        with pytest.raises(SystemExit) as exit_info:
+            script.parse_args(argv)
+        assert exit_info.value.code == 2, argv
+    assert "must be 'coco', 'random'" in capsys.readouterr().err
