@@ -33,6 +33,7 @@ def run(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_json_has_the_measurements(run, capsys):
     script, results, folder = run
     with open(folder / "results.json") as f:
@@ -57,6 +58,7 @@ def test_json_has_the_measurements(run, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_ssdlite_agreement_is_measured_on_real_detections(run):
     _, results, _ = run
     result = results["heads"]["ssdlite"]
@@ -77,6 +79,7 @@ def test_ssdlite_agreement_is_measured_on_real_detections(run):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_lraspp_agreement_is_measured_on_real_masks(run):
     _, results, _ = run
     result = results["heads"]["lraspp"]

@@ -19,6 +19,7 @@ END_TO_END = [
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_finetune_trains_quantizes_exports_and_prints_the_table(tmp_path):
     pytest.importorskip("tf_keras")
     pytest.importorskip("ai_edge_litert")

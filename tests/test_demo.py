@@ -14,6 +14,7 @@ pytest.importorskip("ai_edge_litert")
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_demo_trains_quantizes_and_exports(tmp_path):
     result = run_demo(output_dir=str(tmp_path), image_size=32, train_images=60,
                       test_images=20, epochs=1, qat_epochs=1, batch_size=20, verbose=0)

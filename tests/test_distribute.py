@@ -14,6 +14,7 @@ from tests import helpers
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_mirrored_training_matches_one_device(tmp_path):
     # In a fresh process (tests/scripts/mirrored_vs_one_device.py): the two logical CPUs
     # must be configured before TensorFlow starts.
@@ -70,6 +71,7 @@ def _run_cluster(commands, folder):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_multi_worker_training_matches_one_device(tmp_path):
     pytest.importorskip("tensorflow_model_optimization")
     # tests/scripts/multi_worker_fit.py as each of two workers and, for reference, on one
@@ -111,6 +113,7 @@ def test_multi_worker_training_matches_one_device(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_multi_device_example_runs_on_two_workers(tmp_path):
     # examples/multi_device_training.py --strategy multiworker, as two local workers (smoke
     # mode: the whole fine-tuning workflow at 32x32 on 40 shapes images).

@@ -63,6 +63,7 @@ def test_every_page_has_blocks_and_few_are_not_tested():
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("page", PAGES)
 def test_code_blocks_run(page, tmp_path):
     runnable = [[line, code] for line, code, reason in _blocks(page) if reason is None]

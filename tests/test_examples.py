@@ -101,6 +101,7 @@ def test_examples_with_their_own_smoke_test_have_one(name, location):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.name for example in EXAMPLES])
 def test_example_runs_in_smoke_mode(example, tmp_path):
     if example.suffix == ".ipynb":

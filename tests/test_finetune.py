@@ -152,6 +152,7 @@ def _head_kernel_in(path, config, num_classes=5):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
     config = finetune.FineTuneConfig(**TINY, epochs=3, fine_tune_epochs=0, augment=False)
     output = tmp_path / "run"
@@ -258,6 +259,7 @@ def test_step_numbers_count_the_steps_that_run(changes, names, caplog):
 
 
 @pytest.mark.slow
+@pytest.mark.end_to_end
 def test_run_finetune_skips_bad_files_and_same_seed_gives_same_numbers(tmp_path, caplog):
     from tests.datasets.test_image_folders import write_messy_folder
 

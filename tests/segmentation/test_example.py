@@ -23,7 +23,7 @@ pytest.importorskip("ai_edge_litert")
 from keras_mobilenets import export  # noqa: E402
 from keras_mobilenets.datasets import shapes  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.end_to_end]
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "train_lraspp_shapes.py"
 
