@@ -76,6 +76,10 @@ def spread(values, fmt, scale=1.0, suffix=""):
     return f"{mean:{fmt}}{suffix} ({low:{fmt}}–{high:{fmt}}{suffix})"
 
 
+def _count(number, noun):
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
 def _column(records, row_name, key):
     return [next(row for row in record["rows"] if row["name"] == row_name).get(key)
             for record in records]
@@ -133,10 +137,10 @@ def _demo(records):
     settings = records[0]["settings"]
     intro = (f"MobileNetV3Small (alpha {settings['alpha']:g}) from random weights, "
              f"{settings['train_images']:,} training images at {settings['image_size']}x"
-             f"{settings['image_size']}, {settings['epochs']} epochs, {settings['qat_epochs']} "
-             f"QAT epoch(s), {settings['test_images']:,} held-out images; 'agreement' is top-1 "
-             "agreement with the Keras model each file was made from; latency: LiteRT, "
-             "median of one image:")
+             f"{settings['image_size']}, {_count(settings['epochs'], 'epoch')}, "
+             f"{_count(settings['qat_epochs'], 'QAT epoch')}, {settings['test_images']:,} "
+             "held-out images; 'agreement' is top-1 agreement with the Keras model each file "
+             "was made from; latency: LiteRT, 2 threads, median of one image:")
     return [intro, "", *lines, "", *_footer(records)]
 
 
@@ -146,7 +150,8 @@ def _ssdlite(records):
     settings = records[0]["settings"]
     intro = (f"SSDLite on {settings['backbone']} (minimalistic), {settings['image_size']}x"
              f"{settings['image_size']}, {settings['train_images']:,} training images, "
-             f"{settings['epochs']} epochs, {settings['qat_epochs']} QAT epoch(s), "
+             f"{_count(settings['epochs'], 'epoch')}, "
+             f"{_count(settings['qat_epochs'], 'QAT epoch')}, "
              f"{settings['test_images']:,} held-out images (pycocotools):")
     details = (
         "The int8 file reproduces "
@@ -168,10 +173,11 @@ def _lraspp(records):
     settings = records[0]["settings"]
     intro = (f"LR-ASPP on {settings['backbone']} (alpha {settings['alpha']:g}), "
              f"{settings['image_size']}x{settings['image_size']}, "
-             f"{settings['train_images']:,} training images, {settings['epochs']} epochs, "
-             f"{settings['qat_epochs']} QAT epoch(s), {settings['test_images']:,} held-out "
-             "images; pixel agreement of QAT with float, of each file with the model it was "
-             "made from; latency: LiteRT, median of one image:")
+             f"{settings['train_images']:,} training images, "
+             f"{_count(settings['epochs'], 'epoch')}, "
+             f"{_count(settings['qat_epochs'], 'QAT epoch')}, {settings['test_images']:,} "
+             "held-out images; pixel agreement of QAT with float, of each file with the model "
+             "it was made from; latency: LiteRT, median of one image:")
     classes = records[0]["int8_iou_per_class"]
     per_class = ", ".join(
         f"{name} {spread([r['int8_iou_per_class'][name] for r in records], '.3f')}"
