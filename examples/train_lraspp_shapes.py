@@ -14,8 +14,8 @@ Usage:
     KERAS_MOBILENETS_SMOKE=1 python examples/train_lraspp_shapes.py   # tiny, < 60 s
 
 Prints the table and writes it, with the seed, the command line and the machine, to
-``results.json`` in the output folder; the figures measured at the defaults are in
-docs/segmentation.md.
+``results.json`` in the output folder; measured figures (and the command they came
+from) are in docs/segmentation.md.
 """
 
 import argparse
