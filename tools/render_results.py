@@ -148,7 +148,9 @@ def _ssdlite(records):
     lines = _table(records, ["detector", "mAP", "mAP@0.5"],
                    [("mAP", ".3f", 1, ""), ("mAP@0.5", ".3f", 1, "")])
     settings = records[0]["settings"]
-    intro = (f"SSDLite on {settings['backbone']} (minimalistic), {settings['image_size']}x"
+    kwargs = ", ".join(f"{key}={value}" for key, value in settings["backbone_kwargs"])
+    intro = (f"SSDLite on {settings['backbone']}" + (f" ({kwargs})" if kwargs else "")
+             + f", {settings['image_size']}x"
              f"{settings['image_size']}, {settings['train_images']:,} training images, "
              f"{_count(settings['epochs'], 'epoch')}, "
              f"{_count(settings['qat_epochs'], 'QAT epoch')}, "
