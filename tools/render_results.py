@@ -161,8 +161,8 @@ def _ssdlite(records):
         f"{spread([r['compared_detections'] for r in records], ',.0f')} detections (same "
         "label, IoU >= 0.9, every corner within 2 px); "
         f"{spread([r['kernels'] for r in records], '.0f')} CONV_2D/DEPTHWISE_CONV_2D ops, "
-        f"all int8: {', '.join(sorted({str(r['int8_kernels']).lower() for r in records}))}; "
-        f"{spread([r['tflite_kib'] for r in records], ',.0f', suffix=' KiB')}, "
+        + ("all int8; " if all(r["int8_kernels"] for r in records) else "not all int8; ")
+        + f"{spread([r['tflite_kib'] for r in records], ',.0f', suffix=' KiB')}, "
         f"{spread([r['latency_ms'] for r in records], '.2f', suffix=' ms')} per image with "
         "LiteRT.")
     return [intro, "", *lines, "", details, "", *_footer(records)]
