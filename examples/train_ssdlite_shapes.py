@@ -12,7 +12,7 @@ file reproduces (same label, IoU >= 0.9, every corner within 2 pixels).
 
 Usage::
 
-    python examples/train_ssdlite_shapes.py            # ~6 minutes on 2 CPU cores
+    python examples/train_ssdlite_shapes.py            # run time: see results.json
     python examples/train_ssdlite_shapes.py --epochs 4 --output-dir runs/ssd   # see --help
     KERAS_MOBILENETS_SMOKE=1 python examples/train_ssdlite_shapes.py   # < 1 minute
 
