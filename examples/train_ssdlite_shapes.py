@@ -12,11 +12,12 @@ file reproduces (same label, IoU >= 0.9, every corner within 2 pixels).
 
 Usage::
 
-    python examples/train_ssdlite_shapes.py            # ~6 minutes on 2 CPU cores
+    python examples/train_ssdlite_shapes.py            # run time: see results.json
     python examples/train_ssdlite_shapes.py --epochs 4 --output-dir runs/ssd   # see --help
     KERAS_MOBILENETS_SMOKE=1 python examples/train_ssdlite_shapes.py   # < 1 minute
 
-Writes the int8 detector and a figure (image | int8 detections | ground truth) to
+Writes the int8 detector, a figure (image | int8 detections | ground truth) and
+``results.json`` (the printed figures with the seed, the command line and the machine) to
 ``--output-dir`` (default ``keras_mobilenets_runs/ssdlite_shapes``).
 
 ``run(config)`` returns the numbers (the tests call it with the smoke configuration).
@@ -34,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mobilenets import detection, export, plotting, training
+from keras_mobilenets import results as run_results
 from keras_mobilenets.datasets import shapes
 
 SMOKE_VARIABLE = "KERAS_MOBILENETS_SMOKE"
@@ -257,7 +259,24 @@ def main(argv=None):
                              os.path.join(config.output_dir, "int8_detections.png"),
                              ground_truth=results["ground_truth"])
     print(f"int8 detections drawn on held-out images: {figure}")
+    path = write_results(config, results, argv)
+    print(f"Figures, seed, command and machine: {path}")
     return 0
+
+
+def write_results(config, results, argv=None):
+    """Writes ``results.json`` (table, seed, command line, machine) to the output folder."""
+    program = "python examples/train_ssdlite_shapes.py"
+    if os.environ.get(SMOKE_VARIABLE) == "1":
+        program = f"{SMOKE_VARIABLE}=1 {program}"
+    rows = [{"name": name, **metrics} for name, metrics in results["rows"].items()]
+    figures = {key: results[key] for key in (
+        "agreement", "compared_detections", "kernels", "int8_kernels", "tflite_kib",
+        "latency_ms", "train_seconds", "loss")}
+    return run_results.write_results(
+        config.output_dir, "ssdlite_shapes", config.seed,
+        run_results.command_line(program, argv), rows, settings=config,
+        seconds=results["seconds"], **figures)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 
 import keras
 
-from keras_mobilenets import _checks
+from keras_mobilenets import _checks, results
 from keras_mobilenets.datasets import shapes
 from keras_mobilenets.export import compare
 from keras_mobilenets.finetune import data as data_lib
@@ -47,6 +47,8 @@ class DemoResult:
         rows: ``export.compare.Row`` per model and file, on the held-out images.
         files: ``{"float32", "int8_qat", "int8_ptq": path}`` of the TFLite files.
         seconds: Wall-clock time of the run.
+        results_file: Path of the run's ``results.json`` (the table's figures with the
+            seed, the command and the machine; see ``keras_mobilenets.results``).
 
     Example:
         >>> result.row("TFLite int8 (QAT)").agreement
@@ -56,6 +58,7 @@ class DemoResult:
     rows: tuple
     files: dict
     seconds: float
+    results_file: str = None
 
     def row(self, name):
         """The row called ``name``."""
@@ -97,6 +100,7 @@ def run_demo(
     alpha=1.0,
     verbose=1,
     seed=0,
+    command=None,
 ):
     """Trains, QAT fine-tunes and exports MobileNetV3Small on the shapes data.
 
@@ -112,6 +116,8 @@ def run_demo(
         verbose: 1 shows Keras progress bars and step messages, 0 is silent.
         seed: Seed of the data, the initialization and the training order; the same seed
             gives the same numbers on one machine.
+        command: The command line to record in ``output_dir/results.json`` (None: the
+            ``run_demo(...)`` call).
 
     Returns:
         A :class:`DemoResult`.
@@ -155,5 +161,13 @@ def run_demo(
             checkpoints=False,
         )
     files = {key: result.files[kind] for key, (_, kind) in _FILES.items()}
-    return DemoResult(rows=result.rows, files=files, seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    settings = dict(image_size=image_size, train_images=train_images, test_images=test_images,
+                    epochs=epochs, qat_epochs=qat_epochs, batch_size=batch_size, alpha=alpha)
+    if command is None:
+        command = "run_demo(%s)" % ", ".join(
+            f"{key}={value!r}" for key, value in {**settings, "seed": seed}.items())
+    path = results.write_results(output_dir, "demo", seed, command, result.rows,
+                                 settings=settings, seconds=seconds)
+    return DemoResult(rows=result.rows, files=files, seconds=seconds, results_file=path)
 

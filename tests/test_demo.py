@@ -1,5 +1,6 @@
 """The main job end to end at a tiny size (the full-size numbers are in the README)."""
 
+import json
 import os
 
 import numpy as np
@@ -40,6 +41,15 @@ def test_demo_trains_quantizes_and_exports(tmp_path):
     assert "HARD_SWISH" not in export.op_histogram(int8)
     assert result.row("TFLite int8 (QAT)").size_kib < 0.4 * result.row("TFLite float32").size_kib
     assert "TFLite int8 (QAT)" in result.table()
+    # The table, with the seed, the call and the machine, as results.json in the folder.
+    with open(result.results_file) as f:
+        record = json.load(f)
+    assert os.path.dirname(result.results_file) == str(tmp_path)
+    assert record["name"] == "demo" and record["seed"] == 0
+    assert record["command"].startswith("run_demo(image_size=32, ")
+    assert record["machine"]["cpu_count"] >= 1 and record["machine"]["tensorflow"]
+    assert [row["name"] for row in record["rows"]] == names
+    assert record["rows"][3]["accuracy"] == result.row("TFLite int8 (QAT)").accuracy
 
 
 @pytest.mark.parametrize("argument, value", [("epochs", 0), ("train_images", 5),

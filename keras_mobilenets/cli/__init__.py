@@ -49,6 +49,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by the demo
     if args.command == "models" and args.markdown and args.image_size != 224:
         args.subparser.error("--markdown documents the models at 224x224; got "
                              f"--image-size {args.image_size}")

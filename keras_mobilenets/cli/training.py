@@ -20,13 +20,14 @@ from keras_mobilenets.cli.arguments import (
 
 def demo_command(args):
     from keras_mobilenets.demo import run_demo
+    from keras_mobilenets.results import command_line
 
     try:
         result = run_demo(
             output_dir=args.output_dir, image_size=args.image_size,
             train_images=args.train_images, test_images=args.test_images, epochs=args.epochs,
             qat_epochs=args.qat_epochs, batch_size=args.batch_size, alpha=args.alpha,
-            seed=args.seed,
+            seed=args.seed, command=command_line("keras-mobilenets", args.argv),
         )
     except (ValueError, OSError) as error:
         print(f"keras-mobilenets demo: error: {error}", file=sys.stderr)
@@ -37,6 +38,7 @@ def demo_command(args):
           "2 threads, median):")
     print(result.table())
     print(f"Files: {', '.join(result.files.values())}  ({result.seconds:.0f} s)")
+    print(f"Figures, seed, command and machine: {result.results_file}")
     return 0
 
 
@@ -138,6 +140,7 @@ def _finetune(args, parser):
           "2 threads, median:")
     print(result.table())
     print(f"Files: {', '.join(result.files.values())}  ({result.seconds:.0f} s)")
+    print(f"Figures, seed, command and machine: {result.results_file}")
     return 0
 
 

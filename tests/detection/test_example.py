@@ -10,7 +10,9 @@ near ties in NMS: measured 87-90% agreement there, against 97% for the example's
 (whose acceptance bar is 95%), so the smoke bar is 80%.
 """
 
+import dataclasses
 import importlib.util
+import json
 import os
 import pathlib
 
@@ -91,3 +93,17 @@ def test_smoke_detections_are_drawn(smoke, tmp_path):
                                   str(tmp_path / "detections.png"))
     with open(path, "rb") as figure:
         assert figure.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_json_names_the_figures_seed_command_and_machine(smoke, tmp_path):
+    script, results = smoke
+    config = dataclasses.replace(script.SMOKE, output_dir=str(tmp_path))
+    with open(script.write_results(config, results, ["--seed", "0"])) as f:
+        record = json.load(f)
+    assert record["name"] == "ssdlite_shapes" and record["seed"] == 0
+    assert record["command"].endswith("python examples/train_ssdlite_shapes.py --seed 0")
+    assert record["machine"]["cpu_count"] >= 1 and record["machine"]["tensorflow"]
+    assert [row.pop("name") for row in record["rows"]] == list(results["rows"])
+    assert record["rows"] == list(results["rows"].values())
+    assert record["agreement"] == results["agreement"]
+    assert record["settings"]["image_size"] == config.image_size

@@ -10,6 +10,7 @@ what it computes.
 import contextlib
 import importlib.util
 import io
+import json
 import os
 import pathlib
 
@@ -64,6 +65,17 @@ def test_smoke_run_prints_the_table_and_writes_the_files(smoke):
         assert figure.read(8) == b"\x89PNG\r\n\x1a\n"
     float_bytes = 4 * result.models["float"].count_params()
     assert 0 < os.path.getsize(result.files["int8"]) < 0.5 * float_bytes
+    # The table, with the seed, the command line and the machine, as results.json.
+    with open(os.path.join(result.config.output_dir, "results.json")) as f:
+        record = json.load(f)
+    assert record["name"] == "lraspp_shapes" and record["seed"] == result.config.seed == 0
+    assert record["command"].startswith(
+        "KERAS_MOBILENETS_SMOKE=1 python examples/train_lraspp_shapes.py --output-dir ")
+    assert record["machine"]["cpu_count"] >= 1 and record["machine"]["tensorflow"]
+    assert [row["name"] for row in record["rows"]] == [row.name for row in result.rows]
+    assert record["rows"][1]["mean_iou"] == result.row("Keras float").mean_iou
+    assert sum(record["int8_ops"].values()) > 0
+    assert "results.json" in printed
 
 
 def test_training_improves_the_held_out_mean_iou(smoke):
