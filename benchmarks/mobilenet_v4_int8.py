@@ -18,7 +18,7 @@ of the network. A table is printed and ``results.json`` saved under ``--output-d
 
 Usage:
     python benchmarks/mobilenet_v4_int8.py [--variants conv_small,hybrid_medium]
-        [--image-size 64] [--epochs 3] [--output-dir keras_mobilenets_runs/mobilenet_v4_int8]
+        [--image-size 64] [--epochs 4] [--output-dir keras_mobilenets_runs/mobilenet_v4_int8]
 """
 
 import argparse
@@ -57,8 +57,9 @@ def build(variant, image_size, seed):
 
 def train_float(model, x, y, epochs, batch_size, learning_rate):
     steps = epochs * int(np.ceil(len(x) / batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
+        optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
