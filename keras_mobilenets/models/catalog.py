@@ -135,18 +135,26 @@ def _torchvision_checkpoints(family, alpha):
 
 # MobileNetV4 (Qin et al. 2024) in timm's layout: variant -> (params with top, without top
 # (count_params(), batch-norm statistics included), timm 1.0's trainable parameters,
-# MACs (M) the paper reports at the default size, the paper's top-1, timm checkpoint tag).
-# The checkpoints are timm's default tag per model on the Hugging Face hub; timm publishes
-# no file hash and we could not read their top-1 offline, so both are None.
+# MACs (M) and top-1 the paper reports, timm checkpoint tag, the checkpoint's top-1).
+# The paper's MACs and top-1 are those of its ImageNet-1K classification table ("Classification
+# results on ImageNet-1K, along with on-device benchmarks": Conv-S 73.8 / 0.2 G, Conv-M
+# 79.9 / 1.0 G, Hybrid-M 80.7 / 1.2 G, Conv-L 82.9 / 5.9 G, Hybrid-L 83.4 / 7.2 G), checked
+# against copies of that table (we could not read the paper's own page offline).
+# The checkpoints are timm's default tag per model on the Hugging Face hub; their top-1 is
+# timm's published ImageNet-1K validation top-1 at the checkpoint's input size (224 / 256 /
+# 384 / 256 / 384), from the comparison table of timm's MobileNetV4 model cards (generated
+# from timm's results-imagenet.csv). timm publishes no file hash, so sha256 is None.
 TIMM_BASE_URL = "https://huggingface.co/timm/"
 _V4 = {
-    "conv_small": (3_799_112, 1_284_192, 3_774_024, 200, 73.8, "e2400_r224_in1k"),
-    "conv_medium": (9_783_416, 7_268_496, 9_715_512, 1000, 79.9, "e500_r256_in1k"),
-    "conv_large": (32_740_416, 30_225_496, 32_590_864, 5900, 82.9, "e600_r384_in1k"),
+    "conv_small": (3_799_112, 1_284_192, 3_774_024, 200, 73.8, "e2400_r224_in1k", 73.756),
+    "conv_medium": (9_783_416, 7_268_496, 9_715_512, 1000, 79.9, "e500_r256_in1k", 79.928),
+    "conv_large": (32_740_416, 30_225_496, 32_590_864, 5900, 82.9, "e600_r384_in1k", 82.952),
     "hybrid_medium": (
-        11_150_488, 8_635_568, 11_074_648, 1200, 80.7, "e200_r256_in12k_ft_in1k",
+        11_150_488, 8_635_568, 11_074_648, 1200, 80.7, "e200_r256_in12k_ft_in1k", 82.364,
     ),
-    "hybrid_large": (37_929_024, 35_414_104, 37_764_624, 7200, 83.4, "ix_e600_r384_in1k"),
+    "hybrid_large": (
+        37_929_024, 35_414_104, 37_764_624, 7200, 83.4, "ix_e600_r384_in1k", 83.990,
+    ),
 }
 
 
@@ -158,7 +166,8 @@ def _v4_checkpoints(variant, params):
             family=f"mobilenet_v4_{variant}", alpha=1.0, rows=_V4_SIZES[variant],
             include_top=include_top, minimalistic=False, file_name=f"{model}.safetensors",
             url=f"{TIMM_BASE_URL}{model}/resolve/main/model.safetensors", md5=None,
-            sha256=None, num_params=num_params, preprocessing="none", source="timm",
+            sha256=None, num_params=num_params, preprocessing="none", top1=params[6],
+            source="timm",
         ))
     return rows
 

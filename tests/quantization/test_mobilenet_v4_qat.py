@@ -73,3 +73,36 @@ def test_every_variant_quantizes_and_exports_int8(variant):
     helpers.assert_int8_graph(flatbuffer)
     predictions = export.LiteRTModel(flatbuffer).predict(images)
     assert predictions.shape == (8, 8) and np.isfinite(predictions).all()
+
+
+@pytest.mark.slow
+def test_conv_small_int8_agrees_with_its_qat_model_on_shapes():
+    """A Conv-Small trained briefly on shapes: its int8 file's top-1 = the QAT model's.
+
+    At 32x32 the target (>= 0.98 on 200 test images) is met; at 64x64
+    ``benchmarks/mobilenet_v4_int8.py`` measures 0.883 for the same variant (see
+    docs/mobilenet_v4.md), so this test does not cover that gap.
+    """
+    from keras_mobilenets.datasets import shapes
+    from keras_mobilenets.quantization._tf_keras import tf_keras
+
+    size = 32
+    x, y = shapes.load("train", num_images=500, image_size=size)
+    x_test, _ = shapes.load("test", num_images=200, image_size=size)
+    x, x_test = x.astype("float32"), x_test.astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras_mobilenets.MobileNetV4ConvSmall(
+        input_shape=(size, size, 3), classes=shapes.NUM_CLASSES, classifier_activation=None,
+        dropout_rate=0.0)
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=50, epochs=6, verbose=0)
+    qat = quantization.quantize_model(model, calibration_data=x[:256])
+    qat.compile(tf_keras.optimizers.Adam(1e-4),
+                tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(x[:200], y[:200], batch_size=50, epochs=1, verbose=0)
+    qat_logits = qat.predict(x_test, batch_size=100, verbose=0)
+    assert len(np.unique(np.argmax(qat_logits, axis=-1))) > 1  # not a constant model
+    int8_logits = export.LiteRTModel(export.to_tflite(qat, quantization="int8")).predict(x_test)
+    agreement = np.mean(np.argmax(int8_logits, -1) == np.argmax(qat_logits, -1))
+    assert agreement >= 0.98, agreement

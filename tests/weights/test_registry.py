@@ -39,6 +39,19 @@ def test_registry_covers_every_published_checkpoint():
     assert len({c.name for c in registry.CHECKPOINTS}) == len(registry.CHECKPOINTS)
 
 
+
+def test_timm_checkpoints_carry_timm_published_top1():
+    # timm's ImageNet-1K top-1 at each checkpoint's input size (timm model cards); no hash.
+    timm = [c for c in registry.CHECKPOINTS if c.source == "timm"]
+    assert {(c.file_name, c.rows, c.top1) for c in timm} == {
+        ("mobilenetv4_conv_small.e2400_r224_in1k.safetensors", 224, 73.756),
+        ("mobilenetv4_conv_medium.e500_r256_in1k.safetensors", 256, 79.928),
+        ("mobilenetv4_conv_large.e600_r384_in1k.safetensors", 384, 82.952),
+        ("mobilenetv4_hybrid_medium.e200_r256_in12k_ft_in1k.safetensors", 256, 82.364),
+        ("mobilenetv4_hybrid_large.ix_e600_r384_in1k.safetensors", 384, 83.990),
+    }
+    assert all(c.sha256 is None and c.md5 is None for c in timm)
+
 def test_urls_and_file_names_follow_keras_applications():
     from keras.src.applications import mobilenet, mobilenet_v2, mobilenet_v3
 
