@@ -98,7 +98,9 @@ def _jax_cache(config):
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+# Each backend is a whole subprocess run of every family (minutes): the end_to_end tier.
+@pytest.fixture(scope="module", params=[
+    pytest.param(name, marks=pytest.mark.end_to_end) for name in BACKENDS])
 def backend(request):
     """``(name, results.json dict, its output folder)`` of the script run on ``name``."""
     name = request.param

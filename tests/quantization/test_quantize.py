@@ -49,7 +49,14 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(VARIANTS))
+# The default suite quantizes the two hardest families (hard-swish + squeeze-and-excitation,
+# grouped convolutions + channel shuffle); the others run in the end_to_end tier.
+DEFAULT_SUITE = ("mobilenet_v3_small", "shufflenet_v1_g3_0.25")
+
+
+@pytest.fixture(scope="module", params=[
+    name if name in DEFAULT_SUITE else pytest.param(name, marks=pytest.mark.end_to_end)
+    for name in sorted(VARIANTS)])
 def variant(request):
     """(name, float Keras 3 model with random BN statistics, its QAT model).
 
