@@ -140,7 +140,6 @@ def _finetune(args, parser):
           "2 threads, median:")
     print(result.table())
     print(f"Files: {', '.join(result.files.values())}  ({result.seconds:.0f} s)")
-    print(f"Figures, seed, command and machine: {result.results_file}")
     return 0
 
 
