@@ -1,6 +1,7 @@
 """Shared test helpers: config / .keras round trips, reference models, shared data, and
 Python subprocesses running the scripts of ``tests/scripts`` and ``examples``."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -104,3 +105,12 @@ def printed_result(stdout):
     """The JSON object a script printed on its line starting with ``RESULT ``."""
     line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
+
+
+def load_script(path):
+    """The Python file ``path`` (an example, benchmark or tool script) imported as a module
+    named after the file, so a test can call its functions."""
+    spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

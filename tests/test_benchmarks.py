@@ -1,7 +1,6 @@
 """benchmarks/pretrained_heads.py runs end to end at its smallest sizes on the shared
 photographs (random weights: no checkpoint can be downloaded in the tests)."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -12,18 +11,11 @@ from tests import helpers
 SCRIPT = helpers.REPO / "benchmarks" / "pretrained_heads.py"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("pretrained_heads", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     helpers.shared_data("images/cats_and_dogs.jpg")
     folder = tmp_path_factory.mktemp("pretrained_heads")
-    script = _load_script()
+    script = helpers.load_script(SCRIPT)
     results = script.main([
         "--data", str(helpers.SHARED_DATA), "--output-dir", str(folder),
         "--ssdlite-size", "160", "--lraspp-size", "128", "--alpha", "0.5",
@@ -93,7 +85,7 @@ def test_lraspp_agreement_is_measured_on_real_masks(run):
 
 
 def test_bad_arguments_exit_with_status_2(capsys):
-    script = _load_script()
+    script = helpers.load_script(SCRIPT)
     for argv in (["--ssdlite-weights", "imagenet"], ["--lraspp-weights", "missing.pth"],
                  ["--heads", "yolo"], ["--lraspp-size", "16"],
                  ["--ssdlite-weights", "coco", "--alpha", "0.5"]):

@@ -11,12 +11,13 @@ near ties in NMS: measured 87-90% agreement there, against 97% for the example's
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 import pathlib
 
 import pytest
+
+from tests import helpers
 
 pytest.importorskip("tf_keras")
 pytest.importorskip("tensorflow_model_optimization")
@@ -28,16 +29,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.end_to_end]
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "examples" / "train_ssdlite_shapes.py"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("train_ssdlite_shapes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def smoke():
-    script = _load_script()
+    script = helpers.load_script(SCRIPT)
     previous = os.environ.get(script.SMOKE_VARIABLE)
     os.environ[script.SMOKE_VARIABLE] = "1"
     try:
@@ -78,7 +72,7 @@ def test_full_example_meets_the_detection_targets():
     reproduces >= 95% of the QAT model's detections (same label, IoU >= 0.9, every corner
     within 2 px).
     """
-    script = _load_script()
+    script = helpers.load_script(SCRIPT)
     results = script.run(script.Config(verbose=0))
     assert results["rows"]["TFLite int8"]["mAP@0.5"] >= 0.7, script.table(results)
     assert results["rows"]["Keras float"]["mAP@0.5"] >= 0.7, script.table(results)

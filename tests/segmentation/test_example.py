@@ -8,7 +8,6 @@ what it computes.
 """
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -23,6 +22,7 @@ pytest.importorskip("ai_edge_litert")
 
 from keras_mobilenets import export  # noqa: E402
 from keras_mobilenets.datasets import shapes  # noqa: E402
+from tests import helpers  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.end_to_end]
 
@@ -32,9 +32,7 @@ EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "train_lras
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """(Result, printed text) of the example run in smoke mode."""
-    spec = importlib.util.spec_from_file_location("train_lraspp_shapes", EXAMPLE)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = helpers.load_script(EXAMPLE)
     output_dir = tmp_path_factory.mktemp("lraspp")
     previous = os.environ.get(example.SMOKE_ENV)
     os.environ[example.SMOKE_ENV] = "1"
@@ -120,9 +118,7 @@ def test_full_example_meets_the_segmentation_targets(tmp_path):
     Held-out mean IoU >= 0.8, and the int8 TFLite file's argmax masks agree with the QAT
     Keras model's on >= 98% of pixels.
     """
-    spec = importlib.util.spec_from_file_location("train_lraspp_shapes", EXAMPLE)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = helpers.load_script(EXAMPLE)
     result = example.run(example.Config(output_dir=str(tmp_path)), verbose=0)
     assert result.row("Keras float").mean_iou >= 0.8, result.table()
     int8 = result.row("TFLite int8 (QAT)")
