@@ -151,10 +151,10 @@ def test_one_image_or_one_batch_calibrates_a_model_that_trains_and_exports(num_i
     [0, 0] (an untrained MobileNetV3's activations shrink to ~1e-13 in inference mode), and
     those zero-width ranges made the first training step NaN and the int8 file invalid.
     """
-    images, labels = shapes.load("train", num_images=16, image_size=64)
+    images, labels = shapes.load("train", num_images=16, image_size=32)
     images = images.astype("float32")
     keras.utils.set_random_seed(0)
-    model = km.MobileNetV3Small(input_shape=(64, 64, 3), weights=None, classes=4)
+    model = km.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=4)
     qat = quantize_model(model, calibration_data=images[:num_images])
 
     widths = []
