@@ -178,6 +178,10 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
                 os.path.join(folder, "epoch_{epoch:02d}" + suffix), save_weights_only=True
             ),
         ]
+    if library is keras:
+        # Keras 3 keeps the epoch a BackupAndRestore restored on the model, and every later
+        # fit of it starts there: the phase after a resumed one would skip its epochs.
+        model._initial_epoch = None
     if library is not keras and verbose:  # one progress-bar style: Keras 3's
         fit_callbacks.append(_keras_progress(library, verbose))
         verbose = 0
