@@ -133,7 +133,10 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
     if batch_norm_images is not None and library is not keras:
         raise ValueError("`batch_norm_images` applies to Keras 3 models only, not to QAT "
                          "models.")
-    strategy = model.distribute_strategy if strategy is None else checked_strategy(strategy)
+    if strategy is None:  # Keras 3 models have no distribute_strategy off TensorFlow
+        strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+    else:
+        strategy = checked_strategy(strategy)
     if is_multi_worker(strategy):
         if output_dir is not None:
             logger.warning("phase %r: no checkpoints or resume under "
