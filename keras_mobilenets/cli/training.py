@@ -23,6 +23,12 @@ def demo_command(args):
     from keras_mobilenets.demo import run_demo
     from keras_mobilenets.results import command_line
 
+    try:  # QAT and TFLite export: refused on another backend before anything runs
+        _checks.require_tensorflow_backend("keras-mobilenets demo (QAT and TFLite export)")
+    except RuntimeError as error:
+        print(f"keras-mobilenets demo: error: {error} `keras-mobilenets finetune` trains "
+              "float models on every backend.", file=sys.stderr)
+        return 1
     try:
         result = run_demo(
             output_dir=args.output_dir, image_size=args.image_size,
