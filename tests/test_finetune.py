@@ -308,3 +308,22 @@ def test_run_finetune_skips_bad_files_and_same_seed_gives_same_numbers(tmp_path,
     for a, b in zip(first.model.weights, second.model.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
     assert first.rows == second.rows
+
+
+def test_check_backend_refuses_tensorflow_only_settings_elsewhere(monkeypatch, tmp_path):
+    qat = finetune.FineTuneConfig(qat=True)
+    finetune.check_backend(qat, export="model_int8.tflite")  # this process runs TensorFlow
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    finetune.check_backend(finetune.FineTuneConfig(), strategy=tf.distribute.get_strategy())
+    with pytest.raises(RuntimeError, match=r"^finetune with qat=True and export \(int8 TFLite\) "
+                                           r"needs the TensorFlow backend of Keras, but Keras "
+                                           r"runs on 'jax'\. .*KERAS_BACKEND=tensorflow.* "
+                                           r"the float fine-tuning runs on every Keras backend"):
+        finetune.check_backend(qat, export="model_int8.tflite")
+    with pytest.raises(RuntimeError, match="^finetune with a tf.distribute strategy needs"):
+        finetune.check_backend(finetune.FineTuneConfig(),
+                               strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    with pytest.raises(RuntimeError, match="^finetune with sync_batch_norm=True needs"):
+        finetune.run_finetune(None, tmp_path / "out",
+                              finetune.FineTuneConfig(sync_batch_norm=True))
+    assert not (tmp_path / "out").exists()  # refused before anything was written
