@@ -124,6 +124,8 @@ def run_demo(
 
     Raises:
         ValueError: On invalid sizes or counts (the message names the argument).
+        RuntimeError: On a Keras backend other than TensorFlow (QAT and TFLite export need
+            it; ``finetune.run_finetune`` trains float models on every backend).
 
     Example:
         >>> result = run_demo(train_images=2000, epochs=3, seed=1)
@@ -136,6 +138,7 @@ def run_demo(
         _checks.check_int(name, value, minimum=low)
     config = demo_config(image_size, epochs, qat_epochs, batch_size, alpha, seed)
     config.check()
+    workflow.check_backend(config, export="int8")  # QAT and TFLite: before any data
     start = time.perf_counter()
     output_dir = os.fspath(output_dir)
     with workflow.report_to_stdout() if verbose else contextlib.nullcontext():

@@ -84,20 +84,6 @@ def tensorflow(tmp_path_factory):
             "data": data}
 
 
-def _jax_cache(config):
-    """Environment for JAX's persistent compilation cache under pytest's cache folder.
-
-    JAX compiles every initializer and op once per shape; kept between test runs, the
-    compilations make a rerun of the JAX script several times faster.
-    """
-    cache = getattr(config, "cache", None)
-    if cache is None:  # -p no:cacheprovider
-        return {}
-    return {"JAX_COMPILATION_CACHE_DIR": str(cache.mkdir("jax_compilation_cache")),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
-
-
 # Each backend is a whole subprocess run of every family (minutes): the end_to_end tier.
 @pytest.fixture(scope="module", params=[
     pytest.param(name, marks=pytest.mark.end_to_end) for name in BACKENDS])
@@ -109,7 +95,7 @@ def backend(request):
     tensorflow = request.getfixturevalue("tensorflow")  # only when the backend is there
     out = tensorflow["folder"] / name
     out.mkdir()
-    env = helpers.environment(KERAS_BACKEND=name, **_jax_cache(request.config))
+    env = helpers.environment(KERAS_BACKEND=name, **helpers.jax_cache_environment(request.config))
     process = subprocess.run(
         [sys.executable, str(SCRIPT), str(tensorflow["folder"]), str(out)],
         capture_output=True, text=True, timeout=helpers.SUBPROCESS_TIMEOUT_S, env=env,

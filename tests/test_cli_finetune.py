@@ -121,3 +121,22 @@ def test_demo_rejects_zero_epochs_in_one_line_and_documents_defaults(capsys):
     for text in ("float training epochs (default: 6)", "(default: keras_mobilenets_runs/demo)",
                  "--seed SEED", "(default: 0)"):
         assert text in help_text
+
+
+def test_finetune_and_demo_refuse_tensorflow_only_options_on_other_backends(
+        tmp_path, capsys, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["finetune", "--qat", "--strategy", "mirrored", "--output-dir",
+                  str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert re.search(r"error: keras-mobilenets finetune --qat --strategy mirrored needs the "
+                     r"TensorFlow backend of Keras, but Keras runs on 'torch'\. .*"
+                     r"Without --qat and --strategy mirrored the float fine-tuning runs",
+                     capsys.readouterr().err)
+    assert cli.main(["demo", "--output-dir", str(tmp_path / "demo")]) == 1
+    assert re.search(r"keras-mobilenets demo: error: keras-mobilenets demo \(QAT and TFLite "
+                     r"export\) needs the TensorFlow backend", capsys.readouterr().err)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()

@@ -190,6 +190,23 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
         finetune.run_finetune(**{**run, "config": other})
 
 
+def test_a_phase_after_a_resumed_one_runs_all_its_epochs(tmp_path):
+    # Keras 3 keeps the epoch BackupAndRestore restored on the model: without fit_phase
+    # resetting it, the next phase of the same model started there and skipped epochs.
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.random.default_rng(0).normal(size=(8, 4)).astype("float32"), np.arange(8) % 2)
+    ).batch(4)
+    phase = dict(learning_rate=0.1, optimizer="sgd", output_dir=tmp_path, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.fit_phase(model, data, epochs=2, name="first", callbacks=[Interrupt(at=1)],
+                           **phase)
+    assert finetune.fit_phase(model, data, epochs=2, name="first", **phase).epochs == (1,)
+    second = finetune.fit_phase(model, data, epochs=1, name="second", **phase)
+    assert second.epochs == (0,) and len(second.history["loss"]) == 1
+    assert os.path.isfile(tmp_path / "checkpoints" / "second" / "epoch_01.weights.h5")
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"epochs": -1}, "`epochs` must be an int >= 0, got -1"),
     ({"qat_epochs": 0}, "`qat_epochs` must be an int >= 1, got 0"),
@@ -291,3 +308,22 @@ def test_run_finetune_skips_bad_files_and_same_seed_gives_same_numbers(tmp_path,
     for a, b in zip(first.model.weights, second.model.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
     assert first.rows == second.rows
+
+
+def test_check_backend_refuses_tensorflow_only_settings_elsewhere(monkeypatch, tmp_path):
+    qat = finetune.FineTuneConfig(qat=True)
+    finetune.check_backend(qat, export="model_int8.tflite")  # this process runs TensorFlow
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    finetune.check_backend(finetune.FineTuneConfig(), strategy=tf.distribute.get_strategy())
+    with pytest.raises(RuntimeError, match=r"^finetune with qat=True and export \(int8 TFLite\) "
+                                           r"needs the TensorFlow backend of Keras, but Keras "
+                                           r"runs on 'jax'\. .*KERAS_BACKEND=tensorflow.* "
+                                           r"the float fine-tuning runs on every Keras backend"):
+        finetune.check_backend(qat, export="model_int8.tflite")
+    with pytest.raises(RuntimeError, match="^finetune with a tf.distribute strategy needs"):
+        finetune.check_backend(finetune.FineTuneConfig(),
+                               strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    with pytest.raises(RuntimeError, match="^finetune with sync_batch_norm=True needs"):
+        finetune.run_finetune(None, tmp_path / "out",
+                              finetune.FineTuneConfig(sync_batch_norm=True))
+    assert not (tmp_path / "out").exists()  # refused before anything was written

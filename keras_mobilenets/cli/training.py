@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from keras_mobilenets import _checks
 from keras_mobilenets.cli.arguments import (
     fraction,
     int_at_least,
@@ -22,6 +23,12 @@ def demo_command(args):
     from keras_mobilenets.demo import run_demo
     from keras_mobilenets.results import command_line
 
+    try:  # QAT and TFLite export: refused on another backend before anything runs
+        _checks.require_tensorflow_backend("keras-mobilenets demo (QAT and TFLite export)")
+    except RuntimeError as error:
+        print(f"keras-mobilenets demo: error: {error} `keras-mobilenets finetune` trains "
+              "float models on every backend.", file=sys.stderr)
+        return 1
     try:
         result = run_demo(
             output_dir=args.output_dir, image_size=args.image_size,
@@ -94,6 +101,15 @@ def _finetune_config(args):
     )
 
 
+def _tensorflow_only_options(args):
+    """The options given that need Keras' TensorFlow backend (see finetune.check_backend)."""
+    return [option for option, given in (
+        ("--qat", args.qat), ("--export", args.export is not None),
+        ("--sync-batch-norm", args.sync_batch_norm),
+        (f"--strategy {args.strategy}", args.strategy != "default"),
+    ) if given]
+
+
 def _finetune(args, parser):
     from keras_mobilenets import finetune
     from keras_mobilenets.distribute import strategy_from_name
@@ -112,12 +128,20 @@ def _finetune(args, parser):
         config.check()
     except ValueError as error:
         parser.error(str(error))
+    options = _tensorflow_only_options(args)
+    try:
+        if options:  # refused before anything is read or trained
+            _checks.require_tensorflow_backend(f"keras-mobilenets finetune {' '.join(options)}")
+    except RuntimeError as error:
+        parser.error(f"{error} Without {' and '.join(options)} the float fine-tuning runs on "
+                     "every Keras backend.")
+    # "default" is one device on every backend (a tf.distribute strategy only on TensorFlow).
+    strategy = None if args.strategy == "default" else strategy_from_name(args.strategy)
     try:
         with finetune.report_to_stdout():
             result = finetune.run_finetune(
                 args.data_dir, output_dir=args.output_dir, config=config, export=args.export,
-                strategy=strategy_from_name(args.strategy), shapes_images=args.shapes_images,
-                strict=args.strict,
+                strategy=strategy, shapes_images=args.shapes_images, strict=args.strict,
             )
     except (ValueError, OSError) as error:
         print(f"keras-mobilenets finetune: error: {error}", file=sys.stderr)

@@ -69,6 +69,7 @@ from keras_mobilenets.finetune.phases import OPTIMIZERS, PHASES, PhaseResult, fi
 from keras_mobilenets.finetune.workflow import (
     FineTuneResult,
     TrainingData,
+    check_backend,
     report_to_stdout,
     run_finetune,
     run_workflow,
@@ -89,6 +90,7 @@ __all__ = [
     "backbone_of",
     "build_classifier",
     "builder_accepts",
+    "check_backend",
     "check_image_folder",
     "compare_models",
     "dataset_arrays",

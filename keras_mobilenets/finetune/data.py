@@ -27,7 +27,9 @@ def augmentation(seed=0, flip=True, rotation=0.05, zoom=0.1, contrast=0.1):
         contrast: Largest contrast change as a fraction (0 disables).
 
     Returns:
-        A ``keras.Sequential`` (call it with ``training=True``, or use :func:`augment`).
+        A ``keras.layers.Pipeline`` (call it with ``training=True``, or use
+        :func:`augment`): unlike a ``keras.Sequential``, it stays in TensorFlow inside a
+        ``tf.data`` map, so it augments ``tf.data`` pipelines on every Keras backend.
 
     Example:
         >>> train = augment(train, augmentation(rotation=0.1))
@@ -42,7 +44,7 @@ def augmentation(seed=0, flip=True, rotation=0.05, zoom=0.1, contrast=0.1):
         layers.append(keras.layers.RandomZoom(zoom, seed=seed + 2))
     if contrast:
         layers.append(keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 3))
-    return keras.Sequential(layers, name="augmentation")
+    return keras.layers.Pipeline(layers, name="augmentation")
 
 
 def augment(dataset, layers):

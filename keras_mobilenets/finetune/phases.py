@@ -133,7 +133,10 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
     if batch_norm_images is not None and library is not keras:
         raise ValueError("`batch_norm_images` applies to Keras 3 models only, not to QAT "
                          "models.")
-    strategy = model.distribute_strategy if strategy is None else checked_strategy(strategy)
+    if strategy is None:  # Keras 3 models have no distribute_strategy off TensorFlow
+        strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+    else:
+        strategy = checked_strategy(strategy)
     if is_multi_worker(strategy):
         if output_dir is not None:
             logger.warning("phase %r: no checkpoints or resume under "
@@ -178,6 +181,10 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
                 os.path.join(folder, "epoch_{epoch:02d}" + suffix), save_weights_only=True
             ),
         ]
+    if library is keras:
+        # Keras 3 keeps the epoch a BackupAndRestore restored on the model, and every later
+        # fit of it starts there: the phase after a resumed one would skip its epochs.
+        model._initial_epoch = None
     if library is not keras and verbose:  # one progress-bar style: Keras 3's
         fit_callbacks.append(_keras_progress(library, verbose))
         verbose = 0

@@ -184,6 +184,54 @@ def _folder_data(data_dir, output_dir, config, steps, strict, verbose):
     return TrainingData(train, validation, tuple(class_names), scan.skipped), report
 
 
+def _is_default_strategy(strategy):
+    """Whether ``strategy`` is None or TensorFlow's default (one device, no scope) strategy."""
+    return strategy is None or (not tf.distribute.has_strategy()
+                                and strategy is tf.distribute.get_strategy())
+
+
+def check_backend(config, export=None, strategy=None):
+    """Refuses the TensorFlow-only settings of a run on another Keras backend, up front.
+
+    The float workflow (data, classifier, frozen and unfrozen phases, checkpoints and
+    resume, evaluation, ``model.keras``) runs on every Keras backend; quantization-aware
+    training (tfmot, tf_keras), TFLite export, synchronized batch norms and
+    ``tf.distribute`` strategies other than the default need TensorFlow.
+    :func:`run_finetune` and :func:`run_workflow` call it before anything is read or
+    trained, so such a run fails at once rather than after its float phases.
+
+    Args:
+        config: A :class:`FineTuneConfig`.
+        export: The int8 ``.tflite`` path of the run, or None.
+        strategy: The ``tf.distribute`` strategy of the run, or None.
+
+    Raises:
+        RuntimeError: On a backend other than TensorFlow with ``config.qat``, ``export``,
+            ``config.sync_batch_norm`` or a non-default ``strategy``: the message names
+            them and says to set ``KERAS_BACKEND=tensorflow``.
+
+    Example:
+        >>> check_backend(FineTuneConfig(qat=True))  # with KERAS_BACKEND=jax:
+        Traceback (most recent call last):
+        RuntimeError: finetune with qat=True needs the TensorFlow backend of Keras, but Keras
+        runs on 'jax'. Set the environment variable KERAS_BACKEND=tensorflow ...
+    """
+    if keras.backend.backend() == "tensorflow":
+        return
+    used = [name for name, given in (
+        ("qat=True", config.qat), ("export (int8 TFLite)", export is not None),
+        ("sync_batch_norm=True", config.sync_batch_norm),
+        ("a tf.distribute strategy", not _is_default_strategy(strategy)),
+    ) if given]
+    if not used:
+        return
+    try:
+        _checks.require_tensorflow_backend(f"finetune with {' and '.join(used)}")
+    except RuntimeError as error:
+        raise RuntimeError(f"{error} Without {' and '.join(used)} the float fine-tuning runs "
+                           "on every Keras backend.") from None
+
+
 def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=None,
                  ptq_path=None, strategy=None, callbacks=(), verbose=1, checkpoints=True):
     """Runs the steps after the data: classifier, phases, QAT, export and comparison.
@@ -211,10 +259,13 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
         ValueError: If the images of ``data.train`` or ``data.validation`` do not fit the
             classifier: (image_size, image_size, 3) RGB pixels in [0, 255] (the message
             names the dataset, what it got and the expected shape).
+        RuntimeError: On a Keras backend other than TensorFlow with QAT, ``export``,
+            ``sync_batch_norm`` or a non-default ``strategy`` (:func:`check_backend`).
 
     Example:
         >>> result = run_workflow(data, "run", config, Steps.of(config))
     """
+    check_backend(config, export, strategy)
     start = time.perf_counter()
     strategy = tf.distribute.get_strategy() if strategy is None else strategy
     weights = config.weights
@@ -360,6 +411,10 @@ def run_finetune(data_dir=None, output_dir=DEFAULT_OUTPUT_DIR, config=None, expo
         ValueError: On an invalid argument, a bad ``data_dir`` (with ``strict``: a file
             that cannot be decoded), a split without validation images, or an
             ``output_dir`` holding checkpoints of a run with other settings.
+        RuntimeError: On a Keras backend other than TensorFlow with ``config.qat``,
+            ``export``, ``config.sync_batch_norm`` or a non-default ``strategy``, before
+            anything is read or trained (:func:`check_backend`; the float workflow runs on
+            JAX and PyTorch too).
 
     Example:
         >>> result = run_finetune("flower_photos", "flowers_run",
@@ -371,6 +426,7 @@ def run_finetune(data_dir=None, output_dir=DEFAULT_OUTPUT_DIR, config=None, expo
     if not isinstance(config, FineTuneConfig):
         raise ValueError(f"`config` must be a FineTuneConfig, got {type(config).__name__}.")
     config.check()
+    check_backend(config, export, strategy)
     output_dir = os.fspath(output_dir)
     export = resolve_export(export, output_dir)
     _checks.check_int("shapes_images", shapes_images, minimum=10)
