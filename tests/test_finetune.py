@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras_mobilenets import finetune
 from keras_mobilenets.datasets import shapes
 from keras_mobilenets.training import batch_norm_layers, reestimate_batch_norm
+from tests import helpers
 
 TINY = dict(backbone="MobileNetV3Small", backbone_kwargs={"alpha": 0.35, "minimalistic": True},
             weights=None, image_size=32, batch_size=8, calibration_images=16, latency_runs=5)
@@ -125,18 +126,6 @@ def test_phases_freeze_the_backbone_then_its_batch_norms():
     assert not all(np.allclose(v, s[3], rtol=1e-3) for v, s in zip(trained, stats))
 
 
-class Interrupt(keras.callbacks.Callback):
-    """Stops training (like a lost Colab runtime) when epoch ``at`` begins."""
-
-    def __init__(self, at):
-        super().__init__()
-        self.at = at
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at:
-            raise KeyboardInterrupt(f"interrupted at epoch {epoch}")
-
-
 class RecordStart(keras.callbacks.Callback):
     """Keeps the head's kernel as it is when training begins (after any restore)."""
 
@@ -160,7 +149,7 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path):
     checkpoints = output / "checkpoints" / "frozen"
 
     with pytest.raises(KeyboardInterrupt):
-        finetune.run_finetune(**run, callbacks=[Interrupt(at=1)])
+        finetune.run_finetune(**run, callbacks=[helpers.Interrupt(at=1)])
     assert sorted(os.listdir(checkpoints)) == ["epoch_01.weights.h5"]
     assert os.path.isdir(output / "backup" / "frozen")
 
@@ -199,8 +188,8 @@ def test_a_phase_after_a_resumed_one_runs_all_its_epochs(tmp_path):
     ).batch(4)
     phase = dict(learning_rate=0.1, optimizer="sgd", output_dir=tmp_path, verbose=0)
     with pytest.raises(KeyboardInterrupt):
-        finetune.fit_phase(model, data, epochs=2, name="first", callbacks=[Interrupt(at=1)],
-                           **phase)
+        finetune.fit_phase(model, data, epochs=2, name="first",
+                           callbacks=[helpers.Interrupt(at=1)], **phase)
     assert finetune.fit_phase(model, data, epochs=2, name="first", **phase).epochs == (1,)
     second = finetune.fit_phase(model, data, epochs=1, name="second", **phase)
     assert second.epochs == (0,) and len(second.history["loss"]) == 1

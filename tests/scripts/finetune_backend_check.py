@@ -34,23 +34,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mobilenets import finetune
+from tests import helpers
 
 #: The run's settings; tests/test_finetune_backends.py builds the same classifier.
 CONFIG = dict(backbone="MobileNetV3Small", backbone_kwargs={"alpha": 0.35, "minimalistic": True},
               image_size=32, batch_size=8, validation_split=0.25, calibration_images=16,
               optimizer="sgd", epochs=2, fine_tune_epochs=1, latency_runs=5)
-
-
-class Interrupt(keras.callbacks.Callback):
-    """Stops training (like a lost runtime) when epoch ``at`` of the first phase begins."""
-
-    def __init__(self, at):
-        super().__init__()
-        self.at = at
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at:
-            raise KeyboardInterrupt(f"interrupted at epoch {epoch}")
 
 
 class RecordStarts(keras.callbacks.Callback):
@@ -103,7 +92,7 @@ def main(folder, out):
     config = finetune.FineTuneConfig(**config)
     run = dict(data_dir=photos, output_dir=out / "run", config=config, verbose=0)
     try:
-        finetune.run_finetune(**run, callbacks=[Interrupt(at=1)])
+        finetune.run_finetune(**run, callbacks=[helpers.Interrupt(at=1)])
         results["interrupted"] = False
     except KeyboardInterrupt:
         results["interrupted"] = True
