@@ -26,7 +26,7 @@ from keras_mobilenets.datasets import shapes
 from keras_mobilenets.export import compare
 from keras_mobilenets.finetune import data as data_lib
 from keras_mobilenets.finetune import workflow
-from keras_mobilenets.finetune.config import FineTuneConfig
+from keras_mobilenets.finetune.config import FineTuneConfig, check_backend
 
 # One line of the demo table (accuracies on the held-out split, in [0, 1]).
 DemoRow = compare.Row
@@ -138,7 +138,7 @@ def run_demo(
         _checks.check_int(name, value, minimum=low)
     config = demo_config(image_size, epochs, qat_epochs, batch_size, alpha, seed)
     config.check()
-    workflow.check_backend(config, export="int8")  # QAT and TFLite: before any data
+    check_backend(config, export="int8")  # QAT and TFLite: before any data
     start = time.perf_counter()
     output_dir = os.fspath(output_dir)
     with workflow.report_to_stdout() if verbose else contextlib.nullcontext():

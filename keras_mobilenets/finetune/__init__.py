@@ -62,14 +62,13 @@ from keras_mobilenets.finetune.classifier import (
     builder_accepts,
     set_backbone_trainable,
 )
-from keras_mobilenets.finetune.config import FineTuneConfig
+from keras_mobilenets.finetune.config import FineTuneConfig, check_backend
 from keras_mobilenets.finetune.data import augment, augmentation, dataset_arrays, take_images
 from keras_mobilenets.finetune.evaluation import compare_models
 from keras_mobilenets.finetune.phases import OPTIMIZERS, PHASES, PhaseResult, fit_phase
 from keras_mobilenets.finetune.workflow import (
     FineTuneResult,
     TrainingData,
-    check_backend,
     report_to_stdout,
     run_finetune,
     run_workflow,

@@ -11,6 +11,9 @@ import logging
 import os
 from typing import Optional
 
+import keras
+import tensorflow as tf
+
 from keras_mobilenets import _checks, registry
 from keras_mobilenets.finetune.classifier import check_backbone_kwargs
 from keras_mobilenets.finetune.phases import OPTIMIZERS
@@ -168,3 +171,51 @@ def check_settings(output_dir, settings):
         stored = {}
     with open(path, "w") as f:
         json.dump({**stored, **settings}, f, indent=1, sort_keys=True)
+
+
+def _is_default_strategy(strategy):
+    """Whether ``strategy`` is None or TensorFlow's default (one device, no scope) strategy."""
+    return strategy is None or (not tf.distribute.has_strategy()
+                                and strategy is tf.distribute.get_strategy())
+
+
+def check_backend(config, export=None, strategy=None):
+    """Refuses the TensorFlow-only settings of a run on another Keras backend, up front.
+
+    The float workflow (data, classifier, frozen and unfrozen phases, checkpoints and
+    resume, evaluation, ``model.keras``) runs on every Keras backend; quantization-aware
+    training (tfmot, tf_keras), TFLite export, synchronized batch norms and
+    ``tf.distribute`` strategies other than the default need TensorFlow.
+    :func:`run_finetune` and :func:`run_workflow` call it before anything is read or
+    trained, so such a run fails at once rather than after its float phases.
+
+    Args:
+        config: A :class:`FineTuneConfig`.
+        export: The int8 ``.tflite`` path of the run, or None.
+        strategy: The ``tf.distribute`` strategy of the run, or None.
+
+    Raises:
+        RuntimeError: On a backend other than TensorFlow with ``config.qat``, ``export``,
+            ``config.sync_batch_norm`` or a non-default ``strategy``: the message names
+            them and says to set ``KERAS_BACKEND=tensorflow``.
+
+    Example:
+        >>> check_backend(FineTuneConfig(qat=True))  # with KERAS_BACKEND=jax:
+        Traceback (most recent call last):
+        RuntimeError: finetune with qat=True needs the TensorFlow backend of Keras, but Keras
+        runs on 'jax'. Set the environment variable KERAS_BACKEND=tensorflow ...
+    """
+    if keras.backend.backend() == "tensorflow":
+        return
+    used = [name for name, given in (
+        ("qat=True", config.qat), ("export (int8 TFLite)", export is not None),
+        ("sync_batch_norm=True", config.sync_batch_norm),
+        ("a tf.distribute strategy", not _is_default_strategy(strategy)),
+    ) if given]
+    if not used:
+        return
+    try:
+        _checks.require_tensorflow_backend(f"finetune with {' and '.join(used)}")
+    except RuntimeError as error:
+        raise RuntimeError(f"{error} Without {' and '.join(used)} the float fine-tuning runs "
+                           "on every Keras backend.") from None

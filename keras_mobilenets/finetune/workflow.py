@@ -35,7 +35,7 @@ from keras_mobilenets.export import compare
 from keras_mobilenets.finetune import config as config_lib
 from keras_mobilenets.finetune import data as data_lib
 from keras_mobilenets.finetune.classifier import build_classifier, set_backbone_trainable
-from keras_mobilenets.finetune.config import FineTuneConfig
+from keras_mobilenets.finetune.config import FineTuneConfig, check_backend
 from keras_mobilenets.finetune.evaluation import compare_models
 from keras_mobilenets.finetune.phases import checked_strategy, fit_phase
 from keras_mobilenets.training import reestimate_batch_norm
@@ -182,54 +182,6 @@ def _folder_data(data_dir, output_dir, config, steps, strict, verbose):
     steps.say("data", "data: %d images of %d classes (%s), %d%% held out for validation",
               len(scan.paths), len(class_names), counts, round(100 * config.validation_split))
     return TrainingData(train, validation, tuple(class_names), scan.skipped), report
-
-
-def _is_default_strategy(strategy):
-    """Whether ``strategy`` is None or TensorFlow's default (one device, no scope) strategy."""
-    return strategy is None or (not tf.distribute.has_strategy()
-                                and strategy is tf.distribute.get_strategy())
-
-
-def check_backend(config, export=None, strategy=None):
-    """Refuses the TensorFlow-only settings of a run on another Keras backend, up front.
-
-    The float workflow (data, classifier, frozen and unfrozen phases, checkpoints and
-    resume, evaluation, ``model.keras``) runs on every Keras backend; quantization-aware
-    training (tfmot, tf_keras), TFLite export, synchronized batch norms and
-    ``tf.distribute`` strategies other than the default need TensorFlow.
-    :func:`run_finetune` and :func:`run_workflow` call it before anything is read or
-    trained, so such a run fails at once rather than after its float phases.
-
-    Args:
-        config: A :class:`FineTuneConfig`.
-        export: The int8 ``.tflite`` path of the run, or None.
-        strategy: The ``tf.distribute`` strategy of the run, or None.
-
-    Raises:
-        RuntimeError: On a backend other than TensorFlow with ``config.qat``, ``export``,
-            ``config.sync_batch_norm`` or a non-default ``strategy``: the message names
-            them and says to set ``KERAS_BACKEND=tensorflow``.
-
-    Example:
-        >>> check_backend(FineTuneConfig(qat=True))  # with KERAS_BACKEND=jax:
-        Traceback (most recent call last):
-        RuntimeError: finetune with qat=True needs the TensorFlow backend of Keras, but Keras
-        runs on 'jax'. Set the environment variable KERAS_BACKEND=tensorflow ...
-    """
-    if keras.backend.backend() == "tensorflow":
-        return
-    used = [name for name, given in (
-        ("qat=True", config.qat), ("export (int8 TFLite)", export is not None),
-        ("sync_batch_norm=True", config.sync_batch_norm),
-        ("a tf.distribute strategy", not _is_default_strategy(strategy)),
-    ) if given]
-    if not used:
-        return
-    try:
-        _checks.require_tensorflow_backend(f"finetune with {' and '.join(used)}")
-    except RuntimeError as error:
-        raise RuntimeError(f"{error} Without {' and '.join(used)} the float fine-tuning runs "
-                           "on every Keras backend.") from None
 
 
 def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=None,
