@@ -1,10 +1,12 @@
 """MobileNetV4 int8: top-1 agreement of the int8 TFLite file with its QAT model, per variant.
 
-For each of the five MobileNetV4 builders, at a small input size (``--image-size``, 64 by
-default) with the classes of the embedded shapes data (``datasets.shapes``):
+For each of the five MobileNetV4 builders, at a small input size with the classes of the
+embedded shapes data (``datasets.shapes``); image size, training images and epochs are
+per variant (``SETTINGS``; ``--image-size``, ``--train-images`` and ``--epochs`` set them
+for every variant):
 
-1. train the float model briefly on the shapes train split (so that its predictions are
-   not constant) and re-estimate its batch-norm statistics;
+1. train the float model from scratch on the shapes train split and re-estimate its
+   batch-norm statistics;
 2. ``quantization.quantize_model`` with calibration on training images, then a short
    quantization-aware fine-tune;
 3. ``export.to_tflite(qat, quantization="int8")`` and run the file with LiteRT
@@ -18,7 +20,8 @@ of the network. A table is printed and ``results.json`` saved under ``--output-d
 
 Usage:
     python benchmarks/mobilenet_v4_int8.py [--variants conv_small,hybrid_medium]
-        [--image-size 64] [--epochs 4] [--output-dir keras_mobilenets_runs/mobilenet_v4_int8]
+        [--image-size 64] [--train-images 6000] [--epochs 6]
+        [--output-dir keras_mobilenets_runs/mobilenet_v4_int8]
 """
 
 import argparse
@@ -38,9 +41,16 @@ from keras_mobilenets.export import compare  # noqa: E402
 from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 
 VARIANTS = ("conv_small", "hybrid_medium", "conv_medium", "conv_large", "hybrid_large")
-# Training images per variant: the Large ones are ~30x Conv-Small's MACs, so they see fewer.
-TRAIN_IMAGES = {"conv_small": 1000, "conv_medium": 600, "conv_large": 400,
-                "hybrid_medium": 600, "hybrid_large": 400}
+# Per variant: (image size, training images, float epochs). The Medium and Large ones cost
+# 4x to 8x Conv-Small's time per image on a CPU, so they see fewer images (and the Large
+# ones smaller images) to keep a run of all five within about an hour on one core.
+SETTINGS = {
+    "conv_small": (64, 6000, 6),
+    "hybrid_medium": (64, 3000, 3),
+    "conv_medium": (64, 3000, 3),
+    "conv_large": (48, 2000, 3),
+    "hybrid_large": (48, 2000, 3),
+}
 REQUIRED_AGREEMENT = 0.98
 
 
@@ -79,13 +89,27 @@ def quantize_and_fine_tune(model, x, y, epochs, batch_size, learning_rate, calib
     return qat
 
 
-def measure(variant, args, data):
-    (x_train, y_train), (x_test, y_test) = data
-    n = min(len(x_train), TRAIN_IMAGES[variant] if args.train_images is None else args.train_images)
-    x, y = x_train[:n], y_train[:n]
+def settings(variant, args):
+    """``(image_size, train_images, epochs)`` of ``variant``: SETTINGS unless overridden."""
+    default = SETTINGS[variant]
+    overrides = (args.image_size, args.train_images, args.epochs)
+    return tuple(d if o is None else o for d, o in zip(default, overrides))
+
+
+def load_data(image_size, train_images, test_images, seed):
+    x_train, y_train = shapes.load("train", num_images=train_images, image_size=image_size,
+                                   seed=seed)
+    x_test, y_test = shapes.load("test", num_images=test_images, image_size=image_size,
+                                 seed=seed)
+    return (x_train.astype("float32"), y_train), (x_test.astype("float32"), y_test)
+
+
+def measure(variant, args):
+    size, n, epochs = settings(variant, args)
+    (x, y), (x_test, y_test) = load_data(size, n, args.test_images, args.seed)
     started = time.perf_counter()
-    model = build(variant, args.image_size, args.seed)
-    train_float(model, x, y, args.epochs, args.batch_size, args.learning_rate)
+    model = build(variant, size, args.seed)
+    train_float(model, x, y, epochs, args.batch_size, args.learning_rate)
     float_logits = model.predict(x_test, batch_size=64, verbose=0)
     trained = time.perf_counter()
 
@@ -100,13 +124,14 @@ def measure(variant, args, data):
     float32_ms = float32_runner.latency(runs=args.runs, warmup=5).median_ms
     int8_ms = int8_runner.latency(runs=args.runs, warmup=5).median_ms
     for name, content in (("float32", float32), ("int8", int8)):
-        with open(os.path.join(args.output_dir, f"{variant}_{args.image_size}_{name}.tflite"),
+        with open(os.path.join(args.output_dir, f"{variant}_{size}_{name}.tflite"),
                   "wb") as f:
             f.write(content)
     return {
         "variant": variant,
-        "image_size": args.image_size,
+        "image_size": int(size),
         "train_images": int(n),
+        "epochs": int(epochs),
         "test_images": int(len(x_test)),
         "float_accuracy": compare.accuracy(float_logits, y_test),
         "qat_accuracy": compare.accuracy(qat_logits, y_test),
@@ -126,11 +151,12 @@ def measure(variant, args, data):
 
 
 def format_table(results):
-    lines = [f"{'variant':14s} {'train':>5s} {'test':>5s} {'float':>6s} {'QAT':>6s} {'int8':>6s} "
-             f"{'agree':>6s} {'f32 ms':>7s} {'int8 ms':>7s} {'s':>5s}"]
+    lines = [f"{'variant':14s} {'size':>4s} {'train':>5s} {'ep':>2s} {'test':>5s} {'float':>6s} "
+             f"{'QAT':>6s} {'int8':>6s} {'agree':>6s} {'f32 ms':>7s} {'int8 ms':>7s} {'s':>5s}"]
     for r in results:
         lines.append(
-            f"{r['variant']:14s} {r['train_images']:5d} {r['test_images']:5d} "
+            f"{r['variant']:14s} {r['image_size']:4d} {r['train_images']:5d} {r['epochs']:2d} "
+            f"{r['test_images']:5d} "
             f"{r['float_accuracy']:6.3f} {r['qat_accuracy']:6.3f} {r['int8_accuracy']:6.3f} "
             f"{r['agreement_int8_qat']:6.3f} {r['float32_ms']:7.2f} {r['int8_ms']:7.2f} "
             f"{r['total_seconds']:5.0f}")
@@ -141,14 +167,15 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, from {', '.join(VARIANTS)}")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=4, help="float training epochs")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input size of every variant (default: per variant, SETTINGS)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="float training epochs of every variant (default: SETTINGS)")
     parser.add_argument("--qat-epochs", type=int, default=1)
-    parser.add_argument("--qat-images", type=int, default=200,
+    parser.add_argument("--qat-images", type=int, default=1000,
                         help="training images of the QAT fine-tune")
     parser.add_argument("--train-images", type=int, default=None,
-                        help="training images of every variant (default: per variant, "
-                             "fewer for the Large ones)")
+                        help="training images of every variant (default: SETTINGS)")
     parser.add_argument("--test-images", type=int, default=300)
     parser.add_argument("--calibration", type=int, default=128, help="calibration images")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -171,16 +198,10 @@ def parse_arguments(argv=None):
 def main(argv=None):
     args = parse_arguments(argv)
     os.makedirs(args.output_dir, exist_ok=True)
-    size = args.image_size
-    largest = max(TRAIN_IMAGES.values()) if args.train_images is None else args.train_images
-    x_train, y_train = shapes.load("train", num_images=largest, image_size=size, seed=args.seed)
-    x_test, y_test = shapes.load("test", num_images=args.test_images, image_size=size,
-                                 seed=args.seed)
-    data = ((x_train.astype("float32"), y_train), (x_test.astype("float32"), y_test))
     results = []
     path = os.path.join(args.output_dir, "results.json")
     for variant in args.variants:
-        results.append(measure(variant, args, data))
+        results.append(measure(variant, args))
         print(format_table(results[-1:]).splitlines()[-1], flush=True)
         with open(path, "w") as f:
             json.dump({"arguments": vars(args), "results": results}, f, indent=2)

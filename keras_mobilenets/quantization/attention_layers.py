@@ -7,12 +7,14 @@
 * ``GELU``: exact GELU, output quantized.
 * ``StandaloneBatchNorm``: the Mobile MQA input norm, which follows no convolution and so
   cannot be folded by tfmot: a per-channel affine map with the moving statistics
-  (``x * scale`` through ``inner``, then ``+ offset``).
+  (``x * scale`` through ``inner``, then ``+ offset``), both vectors rounded as the int8
+  file stores them (``layers.fake_quant_constant``).
 """
 
 import tensorflow as tf
 
 from keras_mobilenets.quantization._tf_keras import tf_keras
+from keras_mobilenets.quantization.layers import fake_quant_constant
 
 _identity = tf_keras.activations.linear
 
@@ -103,7 +105,8 @@ class StandaloneBatchNorm(tf_keras.layers.Layer):
 
     def call(self, inputs):
         scale = self.gamma * tf.math.rsqrt(self.moving_variance + self.epsilon)
-        return self.inner(inputs * scale) + (self.beta - self.moving_mean * scale)
+        offset = self.beta - self.moving_mean * scale
+        return self.inner(inputs * fake_quant_constant(scale)) + fake_quant_constant(offset)
 
     def compute_output_shape(self, input_shape):
         return input_shape

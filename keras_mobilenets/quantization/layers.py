@@ -107,13 +107,41 @@ class ChannelSplit(tf_keras.layers.Layer):
         return {**super().get_config(), "splits": self.splits, "index": self.index}
 
 
+def fake_quant_constant(values):
+    """Fake-quantizes a constant operand as the TFLite converter stores it in an int8 file.
+
+    The converter quantizes the constant of an int8 MUL or ADD (e.g. the per-channel scale
+    of a Rescaling) per tensor: 8 bits, asymmetric, over ``[min(values, 0), max(values, 0)]``.
+    A vector whose entries differ keeps only that precision (a channel 1/50 of the largest
+    gets about 5 levels), which the QAT model would not see; with this fake quantization
+    the QAT model computes with the same values as the int8 file (the converter takes the
+    FakeQuant's range, the same one). A scalar is exactly representable and returned as is.
+
+    Args:
+        values: A float tensor (a constant of the graph, or computed from weights).
+
+    Returns:
+        ``values`` rounded to the 8-bit grid (straight-through gradient).
+
+    Example:
+        >>> fake_quant_constant(tf.constant([1.0, 0.013]))  # 0.013 -> 0.0118 (3 of 255 steps)
+    """
+    if values.shape.rank == 0 or values.shape.num_elements() == 1:
+        return values
+    low = tf.stop_gradient(tf.minimum(tf.reduce_min(values), 0.0))
+    high = tf.stop_gradient(tf.maximum(tf.reduce_max(values), 0.0))
+    return tf.quantization.fake_quant_with_min_max_vars(values, low, high, num_bits=8,
+                                                        narrow_range=False)
+
+
 @tf_keras.saving.register_keras_serializable(package="keras_mobilenets")
 class QATRescaling(tf_keras.layers.Layer):
     """Twin of ``keras.layers.Rescaling`` for QAT: ``x * scale + offset``.
 
     Its own class name, so that loading a saved QAT model never confuses it with
     tf_keras' Rescaling. Same config as that layer; ``inner`` (identity until quantized) sees
-    ``x * scale``.
+    ``x * scale``. A per-channel scale and offset are rounded as the int8 file stores them
+    (:func:`fake_quant_constant`).
 
     Args:
         scale: The factor, a float or a per-channel list.
@@ -131,8 +159,8 @@ class QATRescaling(tf_keras.layers.Layer):
 
     def call(self, inputs):
         inputs = tf.cast(inputs, self.compute_dtype)
-        scale = tf.cast(self.scale, self.compute_dtype)
-        offset = tf.cast(self.offset, self.compute_dtype)
+        scale = fake_quant_constant(tf.cast(self.scale, self.compute_dtype))
+        offset = fake_quant_constant(tf.cast(self.offset, self.compute_dtype))
         return self.inner(inputs * scale) + offset
 
     def compute_output_shape(self, input_shape):

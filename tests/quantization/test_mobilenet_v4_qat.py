@@ -84,8 +84,9 @@ def test_conv_small_int8_agrees_with_its_qat_model_on_shapes():
     (``python -m pytest -m acceptance``), outside the default suite and CI.
 
     At 32x32 the target (>= 0.98 on 200 test images) is met; at 64x64
-    ``benchmarks/mobilenet_v4_int8.py`` measures 0.883 for the same variant (see
-    docs/mobilenet_v4.md), so this test does not cover that gap.
+    ``benchmarks/mobilenet_v4_int8.py`` (6,000 images, 6 epochs, float accuracy 0.45)
+    measures 0.970 for the same variant (see docs/mobilenet_v4.md), so this test does not
+    cover that gap.
     """
     from keras_mobilenets.datasets import shapes
     from keras_mobilenets.quantization._tf_keras import tf_keras
@@ -110,3 +111,53 @@ def test_conv_small_int8_agrees_with_its_qat_model_on_shapes():
     int8_logits = export.LiteRTModel(export.to_tflite(qat, quantization="int8")).predict(x_test)
     agreement = np.mean(np.argmax(int8_logits, -1) == np.argmax(qat_logits, -1))
     assert agreement >= 0.98, agreement
+
+
+@pytest.mark.slow
+def test_per_channel_rescaling_and_mqa_norm_compute_as_in_the_int8_file():
+    """The QAT model rounds the per-channel constants as the int8 file stores them.
+
+    The converter stores the scale and offset vectors of an int8 MUL / ADD per tensor in 8
+    bits (a channel 1/50 of the largest keeps about 5 levels); the QAT model must compute
+    with those values, or every later layer starts from a different input (before this,
+    ~13% of the rescaled pixels of a MobileNetV4 differed by one int8 step).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_mobilenets.layers import StandaloneBatchNorm
+    from keras_mobilenets.quantization._tf_keras import tf_keras
+
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Rescaling([0.017, 0.0011, 0.0004], [-2.1, -0.03, 0.45],
+                               name="rescaling")(inputs)
+    norm = StandaloneBatchNorm(epsilon=1e-5, name="norm")
+    x = norm(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="logits")(x))
+    norm.set_weights([np.array([1.0, 0.9, 1.1], "float32"),
+                      np.array([0.1, -0.2, 0.05], "float32"),
+                      np.array([0.0, 0.1, -0.1], "float32"),
+                      np.array([1.0, 40.0, 900.0], "float32")])  # scales 1 to 1/30
+    images = helpers.images(batch=4, size=16)
+    qat = quantization.quantize_model(model, calibration_data=images)
+    probe = tf_keras.Model(qat.input, [qat.get_layer("quant_rescaling").output,
+                                       qat.get_layer("quant_norm").output])
+    expected = probe.predict(images, verbose=0)
+    interpreter = Interpreter(model_content=export.to_tflite(qat, quantization="int8"),
+                              experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    adds = [op["outputs"][0] for op in interpreter._get_ops_details() if op["op_name"] == "ADD"]
+    assert len(adds) == 2, adds
+    detail = interpreter.get_input_details()[0]
+    scale, zero_point = detail["quantization"]
+    for i, image in enumerate(images):
+        if scale:  # an int8 input
+            info = np.iinfo(detail["dtype"])
+            image = np.round(image / scale + zero_point).clip(info.min, info.max)
+        interpreter.set_tensor(detail["index"], image[None].astype(detail["dtype"]))
+        interpreter.invoke()
+        for index, reference in zip(adds, expected):
+            step, zero = interpreter._get_tensor_details(index, 0)["quantization"]
+            actual = (interpreter.get_tensor(index).astype("float32") - zero) * step
+            mismatched = np.abs(actual - reference[i]) > 0.5 * step
+            assert mismatched.mean() < 0.01, (index, mismatched.mean())
