@@ -78,7 +78,10 @@ def dataset(images, targets, config, encoder, augmenter=None, shuffle=False, as_
     if shuffle:
         data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     if augmenter is not None:
-        data = data.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
+        # One image at a time: the augmenter's random ops keep one state, so parallel calls
+        # would draw in the order the threads happen to run (measured on two cores: two
+        # pipelines of the same seed gave different batches; tests/test_example_data_order.py).
+        data = data.map(augmenter)
     data = data.batch(config.batch_size).map(encoder, num_parallel_calls=tf.data.AUTOTUNE)
     if as_tuple:  # a tfmot QAT model has list outputs: boxes, classes
         data = data.map(lambda x, y: (x, (y["boxes"], y["classes"])))
