@@ -58,7 +58,8 @@ class Config:
     score_threshold: float = 0.25
     max_detections: int = 10
     # Flip only: the SSD random crop (detection.Augmenter(crop=True)) slows convergence too
-    # much for a 10-epoch run (measured: mAP@0.5 0.59 with it, 0.88 without).
+    # much for a 10-epoch run (a far lower mAP@0.5 with it than without in an earlier
+    # measurement, not rerun since; the figures without it: docs/results/ssdlite_shapes).
     augment: bool = True
     crop: bool = False
     verbose: int = 2
