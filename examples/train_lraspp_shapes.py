@@ -111,8 +111,10 @@ def training_data(config, images, masks):
     dataset = tf.data.Dataset.from_tensor_slices((images.astype("float32"), masks))
     dataset = dataset.shuffle(len(images), seed=config.seed).batch(config.batch_size)
     if config.augment:
-        dataset = dataset.map(segmentation.segmentation_augmentation(seed=config.seed),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        # One batch at a time: the random layers draw from one seed generator, so parallel
+        # calls would draw in the order the threads happen to run (measured on two cores: two
+        # pipelines of the same seed gave different batches; tests/test_example_data_order.py).
+        dataset = dataset.map(segmentation.segmentation_augmentation(seed=config.seed))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -58,7 +58,8 @@ class Config:
     score_threshold: float = 0.25
     max_detections: int = 10
     # Flip only: the SSD random crop (detection.Augmenter(crop=True)) slows convergence too
-    # much for a 10-epoch run (measured: mAP@0.5 0.59 with it, 0.88 without).
+    # much for a 10-epoch run (a far lower mAP@0.5 with it than without in an earlier
+    # measurement, not rerun since; the figures without it: docs/results/ssdlite_shapes).
     augment: bool = True
     crop: bool = False
     verbose: int = 2
@@ -78,7 +79,10 @@ def dataset(images, targets, config, encoder, augmenter=None, shuffle=False, as_
     if shuffle:
         data = data.shuffle(len(images), seed=config.seed, reshuffle_each_iteration=True)
     if augmenter is not None:
-        data = data.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
+        # One image at a time: the augmenter's random ops keep one state, so parallel calls
+        # would draw in the order the threads happen to run (measured on two cores: two
+        # pipelines of the same seed gave different batches; tests/test_example_data_order.py).
+        data = data.map(augmenter)
     data = data.batch(config.batch_size).map(encoder, num_parallel_calls=tf.data.AUTOTUNE)
     if as_tuple:  # a tfmot QAT model has list outputs: boxes, classes
         data = data.map(lambda x, y: (x, (y["boxes"], y["classes"])))

@@ -61,13 +61,13 @@ def test_demo_rejects_bad_arguments(argument, value, tmp_path):
 
 @pytest.mark.acceptance
 def test_demo_defaults_meet_the_int8_accuracy_targets(tmp_path):
-    """The int8 targets at the demo's defaults (about 5 min on 2 idle cores).
+    """The int8 targets at the demo's defaults (run times: docs/results/demo).
 
     On the held-out shapes images the int8 TFLite file made from the QAT model agrees with
     the QAT Keras model on >= 98% of top-1 predictions and loses <= 1 point of accuracy
     against the float Keras model. A shorter run does not train MobileNetV3Small far
-    enough for the targets to mean anything (48 px, 4000 images, 6 epochs: 42% accuracy),
-    so this runs outside the default suite: ``python -m pytest -m acceptance``.
+    enough for the targets to mean anything, so this runs outside the default suite:
+    ``python -m pytest -m acceptance``.
     """
     result = run_demo(output_dir=str(tmp_path), verbose=0)
     float_accuracy = result.row("Keras float").accuracy

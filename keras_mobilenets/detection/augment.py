@@ -43,6 +43,11 @@ class Augmenter:
         min_scale: Smallest patch side, relative to the image side, in (0, 1].
         trials: Random patches tried per image (>= 1).
 
+    The random ops draw from TensorFlow's global seed (``keras.utils.set_random_seed``)
+    and keep their state between calls: in ``tf.data``, map without ``num_parallel_calls``
+    for the same draws on every run of a seed (parallel calls draw in the order the threads
+    happen to run).
+
     Raises:
         ValueError: On an invalid argument.
 

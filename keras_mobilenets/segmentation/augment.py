@@ -6,7 +6,9 @@ its mask move together: Keras' image augmentation layers take
 both, interpolating the image bilinearly and the mask by nearest neighbour (class ids are
 never blended). The random scale is ``keras.layers.RandomZoom`` with the aspect ratio kept
 and reflected borders (so the image and mask stay consistent where the zoomed-out content
-does not cover the frame); the output keeps the input size.
+does not cover the frame); the output keeps the input size. The random layers draw from
+one seed generator: map without ``num_parallel_calls`` for the same draws on every run of a
+seed (parallel calls draw in the order the threads happen to run).
 
 Example:
     >>> augment = segmentation_augmentation(scale_range=(0.75, 1.5), seed=0)
