@@ -205,8 +205,16 @@ SWITCH_TO_TENSORFLOW = (
 )
 
 
+class BackendError(RuntimeError):
+    """A TensorFlow-only feature was asked for on another Keras backend.
+
+    A ``RuntimeError``, so ``except RuntimeError`` keeps catching it; command-line tools
+    catch this class to print the message instead of a traceback.
+    """
+
+
 def require_tensorflow_backend(feature):
-    """Raises ``RuntimeError`` unless Keras runs on its TensorFlow backend.
+    """Raises :class:`BackendError` unless Keras runs on its TensorFlow backend.
 
     For the parts of the package that only exist in TensorFlow: quantization-aware training
     (tfmot and tf_keras), TFLite export, ``tf.distribute`` strategies and the SSD
@@ -217,21 +225,21 @@ def require_tensorflow_backend(feature):
         feature: What needs TensorFlow, for the message (e.g. ``"quantize_model"``).
 
     Raises:
-        RuntimeError: On another backend, naming the feature, the backend in use and how
-            to switch.
+        BackendError: (a ``RuntimeError``) on another backend, naming the feature, the
+            backend in use and how to switch.
 
     Example:
         >>> require_tensorflow_backend("export.to_tflite")  # with KERAS_BACKEND=jax:
         Traceback (most recent call last):
         ...
-        RuntimeError: export.to_tflite needs the TensorFlow backend of Keras, but Keras runs on
+        BackendError: export.to_tflite needs the TensorFlow backend of Keras, but Keras runs on
         'jax'. Set the environment variable KERAS_BACKEND=tensorflow before keras is ...
     """
     import keras
 
     backend = keras.backend.backend()
     if backend != "tensorflow":
-        raise RuntimeError(
+        raise BackendError(
             f"{feature} needs the TensorFlow backend of Keras, but Keras runs on {backend!r}. "
             f"{SWITCH_TO_TENSORFLOW}"
         )

@@ -26,7 +26,7 @@ from keras_mobilenets.datasets import shapes
 from keras_mobilenets.export import compare
 from keras_mobilenets.finetune import data as data_lib
 from keras_mobilenets.finetune import workflow
-from keras_mobilenets.finetune.config import FineTuneConfig, check_backend
+from keras_mobilenets.finetune.config import FineTuneConfig
 
 # One line of the demo table (accuracies on the held-out split, in [0, 1]).
 DemoRow = compare.Row
@@ -124,8 +124,9 @@ def run_demo(
 
     Raises:
         ValueError: On invalid sizes or counts (the message names the argument).
-        RuntimeError: On a Keras backend other than TensorFlow (QAT and TFLite export need
-            it; ``finetune.run_finetune`` trains float models on every backend).
+        keras_mobilenets._checks.BackendError: (a ``RuntimeError``) on a Keras backend
+            other than TensorFlow (QAT and TFLite export need it;
+            ``finetune.run_finetune`` trains float models on every backend).
 
     Example:
         >>> result = run_demo(train_images=2000, epochs=3, seed=1)
@@ -138,7 +139,7 @@ def run_demo(
         _checks.check_int(name, value, minimum=low)
     config = demo_config(image_size, epochs, qat_epochs, batch_size, alpha, seed)
     config.check()
-    check_backend(config, export="int8")  # QAT and TFLite: before any data
+    _checks.require_tensorflow_backend("the demo (QAT and TFLite export)")  # before any data
     start = time.perf_counter()
     output_dir = os.fspath(output_dir)
     with workflow.report_to_stdout() if verbose else contextlib.nullcontext():

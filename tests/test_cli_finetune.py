@@ -137,6 +137,8 @@ def test_finetune_and_demo_refuse_tensorflow_only_options_on_other_backends(
                      r"Without --qat and --strategy mirrored the float fine-tuning runs",
                      capsys.readouterr().err)
     assert cli.main(["demo", "--output-dir", str(tmp_path / "demo")]) == 1
-    assert re.search(r"keras-mobilenets demo: error: keras-mobilenets demo \(QAT and TFLite "
-                     r"export\) needs the TensorFlow backend", capsys.readouterr().err)
+    assert re.search(r"keras-mobilenets demo: error: the demo \(QAT and TFLite export\) needs "
+                     r"the TensorFlow backend of Keras, but Keras runs on 'torch'\. .*"
+                     r"`keras-mobilenets finetune` trains float models on every backend",
+                     capsys.readouterr().err)
     assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()

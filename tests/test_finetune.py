@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_mobilenets import finetune
+from keras_mobilenets import _checks, finetune
 from keras_mobilenets.datasets import shapes
 from keras_mobilenets.training import batch_norm_layers, reestimate_batch_norm
 from tests import helpers
@@ -312,7 +312,16 @@ def test_check_backend_refuses_tensorflow_only_settings_elsewhere(monkeypatch, t
     with pytest.raises(RuntimeError, match="^finetune with a tf.distribute strategy needs"):
         finetune.check_backend(finetune.FineTuneConfig(),
                                strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
-    with pytest.raises(RuntimeError, match="^finetune with sync_batch_norm=True needs"):
+    with pytest.raises(_checks.BackendError, match="^finetune with sync_batch_norm=True needs"):
         finetune.run_finetune(None, tmp_path / "out",
                               finetune.FineTuneConfig(sync_batch_norm=True))
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_tensorflow_only_settings_are_listed_in_one_order():
+    every = finetune.FineTuneConfig(qat=True, sync_batch_norm=True)
+    assert finetune.tensorflow_only_settings(every, "m.tflite", distributed=True) == [
+        "qat", "export", "sync_batch_norm", "strategy"]
+    assert finetune.tensorflow_only_settings(finetune.FineTuneConfig()) == []
+    assert finetune.tensorflow_only_settings(finetune.FineTuneConfig(sync_batch_norm=True),
+                                             distributed=True) == ["sync_batch_norm", "strategy"]

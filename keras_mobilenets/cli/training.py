@@ -23,12 +23,6 @@ def demo_command(args):
     from keras_mobilenets.demo import run_demo
     from keras_mobilenets.results import command_line
 
-    try:  # QAT and TFLite export: refused on another backend before anything runs
-        _checks.require_tensorflow_backend("keras-mobilenets demo (QAT and TFLite export)")
-    except RuntimeError as error:
-        print(f"keras-mobilenets demo: error: {error} `keras-mobilenets finetune` trains "
-              "float models on every backend.", file=sys.stderr)
-        return 1
     try:
         result = run_demo(
             output_dir=args.output_dir, image_size=args.image_size,
@@ -36,6 +30,10 @@ def demo_command(args):
             qat_epochs=args.qat_epochs, batch_size=args.batch_size, alpha=args.alpha,
             seed=args.seed, command=command_line("keras-mobilenets", args.argv),
         )
+    except _checks.BackendError as error:  # QAT and TFLite: refused before any data
+        print(f"keras-mobilenets demo: error: {error} `keras-mobilenets finetune` trains "
+              "float models on every backend.", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as error:
         print(f"keras-mobilenets demo: error: {error}", file=sys.stderr)
         return 1
@@ -101,15 +99,6 @@ def _finetune_config(args):
     )
 
 
-def _tensorflow_only_options(args):
-    """The options given that need Keras' TensorFlow backend (see finetune.check_backend)."""
-    return [option for option, given in (
-        ("--qat", args.qat), ("--export", args.export is not None),
-        ("--sync-batch-norm", args.sync_batch_norm),
-        (f"--strategy {args.strategy}", args.strategy != "default"),
-    ) if given]
-
-
 def _finetune(args, parser):
     from keras_mobilenets import finetune
     from keras_mobilenets.distribute import strategy_from_name
@@ -128,13 +117,14 @@ def _finetune(args, parser):
         config.check()
     except ValueError as error:
         parser.error(str(error))
-    options = _tensorflow_only_options(args)
-    try:
-        if options:  # refused before anything is read or trained
-            _checks.require_tensorflow_backend(f"keras-mobilenets finetune {' '.join(options)}")
-    except RuntimeError as error:
-        parser.error(f"{error} Without {' and '.join(options)} the float fine-tuning runs on "
-                     "every Keras backend.")
+    options = {"qat": "--qat", "export": "--export", "sync_batch_norm": "--sync-batch-norm",
+               "strategy": f"--strategy {args.strategy}"}
+    used = [options[name] for name in finetune.tensorflow_only_settings(
+        config, args.export, distributed=args.strategy != "default")]
+    try:  # refused before anything is read or trained
+        finetune.require_tensorflow_for(f"keras-mobilenets finetune {' '.join(used)}", used)
+    except _checks.BackendError as error:
+        parser.error(str(error))
     # "default" is one device on every backend (a tf.distribute strategy only on TensorFlow).
     strategy = None if args.strategy == "default" else strategy_from_name(args.strategy)
     try:

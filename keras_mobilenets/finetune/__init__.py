@@ -62,7 +62,12 @@ from keras_mobilenets.finetune.classifier import (
     builder_accepts,
     set_backbone_trainable,
 )
-from keras_mobilenets.finetune.config import FineTuneConfig, check_backend
+from keras_mobilenets.finetune.config import (
+    FineTuneConfig,
+    check_backend,
+    require_tensorflow_for,
+    tensorflow_only_settings,
+)
 from keras_mobilenets.finetune.data import augment, augmentation, dataset_arrays, take_images
 from keras_mobilenets.finetune.evaluation import compare_models
 from keras_mobilenets.finetune.phases import OPTIMIZERS, PHASES, PhaseResult, fit_phase
@@ -90,6 +95,8 @@ __all__ = [
     "build_classifier",
     "builder_accepts",
     "check_backend",
+    "require_tensorflow_for",
+    "tensorflow_only_settings",
     "check_image_folder",
     "compare_models",
     "dataset_arrays",

@@ -179,15 +179,40 @@ def _is_default_strategy(strategy):
                                 and strategy is tf.distribute.get_strategy())
 
 
+#: The settings of a fine-tuning run that need Keras' TensorFlow backend, in message order.
+TENSORFLOW_ONLY_SETTINGS = ("qat", "export", "sync_batch_norm", "strategy")
+
+
+def tensorflow_only_settings(config, export=None, distributed=False):
+    """The settings of a run, among :data:`TENSORFLOW_ONLY_SETTINGS`, that it uses.
+
+    Args:
+        config: A :class:`FineTuneConfig`.
+        export: The int8 ``.tflite`` path of the run, or None.
+        distributed: Whether the run uses a ``tf.distribute`` strategy other than the default.
+
+    Returns:
+        A list of names from :data:`TENSORFLOW_ONLY_SETTINGS` (empty for a float run).
+
+    Example:
+        >>> tensorflow_only_settings(FineTuneConfig(qat=True), export="model.tflite")
+        ['qat', 'export']
+    """
+    given = {"qat": config.qat, "export": export is not None,
+             "sync_batch_norm": config.sync_batch_norm, "strategy": bool(distributed)}
+    return [name for name in TENSORFLOW_ONLY_SETTINGS if given[name]]
+
+
 def check_backend(config, export=None, strategy=None):
     """Refuses the TensorFlow-only settings of a run on another Keras backend, up front.
 
     The float workflow (data, classifier, frozen and unfrozen phases, checkpoints and
     resume, evaluation, ``model.keras``) runs on every Keras backend; quantization-aware
     training (tfmot, tf_keras), TFLite export, synchronized batch norms and
-    ``tf.distribute`` strategies other than the default need TensorFlow.
-    :func:`run_finetune` and :func:`run_workflow` call it before anything is read or
-    trained, so such a run fails at once rather than after its float phases.
+    ``tf.distribute`` strategies other than the default need TensorFlow
+    (:func:`tensorflow_only_settings`). :func:`run_finetune` and :func:`run_workflow` call
+    it before anything is read or trained, so such a run fails at once rather than after
+    its float phases.
 
     Args:
         config: A :class:`FineTuneConfig`.
@@ -195,27 +220,42 @@ def check_backend(config, export=None, strategy=None):
         strategy: The ``tf.distribute`` strategy of the run, or None.
 
     Raises:
-        RuntimeError: On a backend other than TensorFlow with ``config.qat``, ``export``,
-            ``config.sync_batch_norm`` or a non-default ``strategy``: the message names
-            them and says to set ``KERAS_BACKEND=tensorflow``.
+        keras_mobilenets._checks.BackendError: (a ``RuntimeError``) on a backend other than
+            TensorFlow with ``config.qat``, ``export``, ``config.sync_batch_norm`` or a
+            non-default ``strategy``: the message names them and says to set
+            ``KERAS_BACKEND=tensorflow``.
 
     Example:
         >>> check_backend(FineTuneConfig(qat=True))  # with KERAS_BACKEND=jax:
         Traceback (most recent call last):
-        RuntimeError: finetune with qat=True needs the TensorFlow backend of Keras, but Keras
+        BackendError: finetune with qat=True needs the TensorFlow backend of Keras, but Keras
         runs on 'jax'. Set the environment variable KERAS_BACKEND=tensorflow ...
     """
     if keras.backend.backend() == "tensorflow":
         return
-    used = [name for name, given in (
-        ("qat=True", config.qat), ("export (int8 TFLite)", export is not None),
-        ("sync_batch_norm=True", config.sync_batch_norm),
-        ("a tf.distribute strategy", not _is_default_strategy(strategy)),
-    ) if given]
+    names = {"qat": "qat=True", "export": "export (int8 TFLite)",
+             "sync_batch_norm": "sync_batch_norm=True", "strategy": "a tf.distribute strategy"}
+    used = [names[name] for name in tensorflow_only_settings(
+        config, export, distributed=not _is_default_strategy(strategy))]
+    require_tensorflow_for(f"finetune with {' and '.join(used)}", used)
+
+
+def require_tensorflow_for(feature, used):
+    """:func:`_checks.require_tensorflow_backend` for ``feature`` when ``used`` is not empty.
+
+    The message adds that the float fine-tuning runs on every backend without ``used``.
+
+    Args:
+        feature: What needs TensorFlow, for the message.
+        used: The names of the TensorFlow-only settings given (as the caller spells them).
+
+    Raises:
+        keras_mobilenets._checks.BackendError: On another backend when ``used`` is not empty.
+    """
     if not used:
         return
     try:
-        _checks.require_tensorflow_backend(f"finetune with {' and '.join(used)}")
-    except RuntimeError as error:
-        raise RuntimeError(f"{error} Without {' and '.join(used)} the float fine-tuning runs "
-                           "on every Keras backend.") from None
+        _checks.require_tensorflow_backend(feature)
+    except _checks.BackendError as error:
+        raise _checks.BackendError(f"{error} Without {' and '.join(used)} the float "
+                                   "fine-tuning runs on every Keras backend.") from None
