@@ -4,7 +4,7 @@ The blocks of a page run in order in one Python process and namespace (a later b
 what an earlier one made), in a fresh folder, with ``KERAS_MOBILENETS_SMOKE=1`` and
 matplotlib's Agg backend (tests/scripts/run_doc_blocks.py). A block that cannot run here says
 why in a comment on the line before it, ``<!-- not-tested: reason -->``, and is reported as
-skipped with that reason. docs/model_zoo.md is generated (tests/test_docs.py);
+skipped with that reason. docs/model_zoo.md is generated (tests/test_zoo.py);
 docs/architecture.md holds no code blocks to run.
 """
 

@@ -1,6 +1,5 @@
 """TFLite export and the LiteRT runner: parity, fused ops, int8 kernels, a published model."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

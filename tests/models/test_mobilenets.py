@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_mobilenets
-from keras_mobilenets import profiling, zoo
+from keras_mobilenets import zoo
 from tests.helpers import (
     assert_keras_round_trip,
     copy_weights_by_name,
@@ -17,27 +17,8 @@ from tests.helpers import (
 MOBILENETS = [v for v in zoo.VARIANTS if v.builder.startswith("MobileNet")]
 
 
-@pytest.mark.parametrize("variant", [v for v in MOBILENETS if v.params], ids=lambda v: v.name)
-def test_parameter_counts_equal_keras_applications(variant):
-    model = variant.build()
-    assert model.count_params() == variant.params
-
-
-@pytest.mark.parametrize(
-    "variant", [v for v in MOBILENETS if v.trainable_params], ids=lambda v: v.name
-)
-def test_trainable_parameters_equal_torchvision(variant):
-    report = profiling.profile(variant.build(), input_shape=(224, 224, 3))
-    assert report.trainable_params == variant.trainable_params
-
-
-@pytest.mark.parametrize(
-    "variant", [v for v in MOBILENETS if v.macs_millions and v.default_input_size == 224
-                and not v.family.startswith("mobilenet_v4")], ids=lambda v: v.name
-)
-def test_multiply_adds_at_224_within_3_percent_of_the_papers(variant):
-    report = profiling.profile(variant.build(input_shape=(224, 224, 3)))
-    assert report.macs / 1e6 == pytest.approx(variant.macs_millions, rel=0.03)
+# Parameter counts (keras.applications'), trainable parameters (torchvision's) and
+# multiply-adds (the papers') of every variant: tests/test_zoo.py, one build per variant.
 
 
 # (our builder, keras.applications builder, kwargs) for the parity tests.
