@@ -102,7 +102,10 @@ def _cells(values, fmt):
                     for v in values)
 
 
-def main():
+def main(argv=None):
+    """Prints the table; returns its rows as ``{"variant", "ours", "keras_applications"}``
+    dicts (``ours``: f32 ms, int8 ms, int8 / f32, f32 KiB, int8 KiB, train ms;
+    ``keras_applications``: f32 ms, int8 ms, train ms; None where not measured)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="", help="comma-separated name substrings")
     parser.add_argument("--repeats", type=int, default=3)
@@ -114,7 +117,10 @@ def main():
     parser.add_argument("--calibration", type=int, default=16)
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--no-tflite", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not _selected(args.variants):
+        parser.error(f"argument --variants: no zoo variant matches {args.variants!r}; names: "
+                     f"{', '.join(v.name for v in zoo.VARIANTS)}")
     logging.getLogger("keras_mobilenets").setLevel(logging.ERROR)
     shape = (args.size, args.size, 3)
     pixels = np.random.default_rng(0).uniform(0, 255, (args.calibration, *shape))
@@ -129,6 +135,7 @@ def main():
               f"{'ka train':>8s}")
     print(header)
     print("-" * len(header))
+    rows = []
     for variant in _selected(args.variants):
         ours, reference = [None] * 6, [None] * 3
         if not args.no_tflite:
@@ -147,7 +154,9 @@ def main():
         print(f"{variant.name:32s} {_cells(ours[:2], '7.2f')} {_cells(ours[2:3], '6.2f')} "
               f"{_cells(ours[3:5], '7.0f')} {_cells(ours[5:], '8.0f')} | "
               f"{_cells(reference[:2], '7.2f')} {_cells(reference[2:], '8.0f')}", flush=True)
+        rows.append({"variant": variant.name, "ours": ours, "keras_applications": reference})
         keras.backend.clear_session()
+    return rows
 
 
 if __name__ == "__main__":

@@ -93,3 +93,26 @@ def test_bad_arguments_exit_with_status_2(capsys):
             script.parse_args(argv)
         assert exit_info.value.code == 2, argv
     assert "must be 'coco', 'random'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.end_to_end
+def test_zoo_speed_measures_ours_beside_keras_applications(capsys):
+    # The zoo speed table's script at tiny sizes: every cell measured where it should be.
+    script = helpers.load_script(helpers.REPO / "benchmarks" / "zoo_speed.py")
+    rows = script.main(["--variants", "mobilenet_v3_small_0.75,shufflenet_g8", "--size", "64",
+                        "--train-size", "32", "--batch", "2", "--repeats", "1", "--runs", "2",
+                        "--calibration", "2", "--threads", "1"])
+    assert [row["variant"] for row in rows] == ["mobilenet_v3_small_0.75", "shufflenet_g8_1.0"]
+    for row in rows:
+        f32_ms, int8_ms, ratio, f32_kib, int8_kib, train_ms = row["ours"]
+        assert min(f32_ms, int8_ms, train_ms) > 0 and ratio == pytest.approx(int8_ms / f32_ms)
+        assert int8_kib < f32_kib
+    assert all(value > 0 for value in rows[0]["keras_applications"])
+    assert rows[1]["keras_applications"] == [None] * 3  # keras.applications has no ShuffleNet
+    printed = capsys.readouterr().out
+    assert all(row["variant"] in printed for row in rows)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--variants", "mobilenet_v9"])
+    assert exit_info.value.code == 2
+    assert "no zoo variant matches 'mobilenet_v9'" in capsys.readouterr().err
