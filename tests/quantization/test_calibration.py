@@ -122,7 +122,8 @@ def test_calibrated_qat_model_exports_as_close_to_float_as_post_training_int8():
     Uncalibrated, tfmot's initial ranges ([-6, 6], input [0, 0]) give an int8 file far
     from the float model; calibrated on the same images as post-training quantization,
     its logits are at least about as close to float as PTQ's (measured mean absolute
-    logit error: calibrated 0.11, post-training 0.19, uncalibrated 0.68).
+    logit error: calibrated 0.11, post-training 0.19, uncalibrated 0.68, so a calibration
+    that changed nothing fails the assertion).
     """
     images, _ = shapes.load("train", num_images=160, image_size=48)
     images = images.astype("float32")
@@ -135,28 +136,14 @@ def test_calibrated_qat_model_exports_as_close_to_float_as_post_training_int8():
         return float(np.mean(np.abs(export.LiteRTModel(flatbuffer).predict(held_out) - expected)))
 
     ptq = error(export.to_tflite(model, quantization="int8", representative_data=images[:128]))
-    uncalibrated = error(export.to_tflite(quantize_model(model), quantization="int8"))
     calibrated = error(export.to_tflite(
         quantize_model(model, calibration_data=images[:128]), quantization="int8"
     ))
     assert calibrated <= 1.5 * ptq, (calibrated, ptq)
-    assert uncalibrated >= 3 * calibrated, (uncalibrated, calibrated)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("num_images", [1, 16])
-def test_one_image_or_one_batch_calibrates_a_model_that_trains_and_exports(num_images):
-    """One batch used to train to NaN: tfmot's moving-average update from the initial
-    [-6, 6] range, ``6 - (6 - x)`` in float32, rounds ranges narrower than ~5e-7 to exactly
-    [0, 0] (an untrained MobileNetV3's activations shrink to ~1e-13 in inference mode), and
-    those zero-width ranges made the first training step NaN and the int8 file invalid.
-    """
-    images, labels = shapes.load("train", num_images=16, image_size=32)
-    images = images.astype("float32")
-    keras.utils.set_random_seed(0)
-    model = km.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=4)
-    qat = quantize_model(model, calibration_data=images[:num_images])
-
+def _range_widths(qat):
+    """The smallest width of every activation range variable of ``qat`` (all finite)."""
     widths = []
     for layer in qat.layers:
         names = {v.name.split("/")[-1].split(":")[0]: v.numpy() for v in layer.weights}
@@ -165,10 +152,32 @@ def test_one_image_or_one_batch_calibrates_a_model_that_trains_and_exports(num_i
                 low, high = names[name], names[name[:-4] + "_max"]
                 assert np.all(np.isfinite(low)) and np.all(np.isfinite(high)), layer.name
                 widths.append(float(np.min(high - low)))
-    assert min(widths) >= 0.99 * calibration.MIN_RANGE_WIDTH, min(widths)
+    return widths
 
+
+@pytest.mark.slow
+def test_one_batch_or_one_image_calibrates_a_model_that_trains_and_exports():
+    """One calibration batch used to train to NaN: tfmot's moving-average update from the
+    initial [-6, 6] range, ``6 - (6 - x)`` in float32, rounds ranges narrower than ~5e-7 to
+    exactly [0, 0] (an untrained MobileNetV3's activations shrink to ~1e-13 in inference
+    mode), and those zero-width ranges made the first training step NaN and the int8 file
+    invalid. One batch of 16 images goes the whole way (calibrate, train, export, run);
+    one image, the narrowest calibration, is checked up to a training-mode forward pass.
+    The range widths are what fails without the fix: with ``MIN_RANGE_WIDTH = 0`` they are
+    ~1e-13 here (measured), while training and export of this untrained model still run.
+    """
+    images, labels = shapes.load("train", num_images=16, image_size=32)
+    images = images.astype("float32")
+    keras.utils.set_random_seed(0)
+    model = km.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=4)
+
+    one_image = quantize_model(model, calibration_data=images[:1])
+    assert min(_range_widths(one_image)) >= 0.99 * calibration.MIN_RANGE_WIDTH
+    assert np.all(np.isfinite(one_image(images, training=True).numpy()))
+
+    qat = quantize_model(model, calibration_data=images)
+    assert min(_range_widths(qat)) >= 0.99 * calibration.MIN_RANGE_WIDTH
     qat.compile("adam", "sparse_categorical_crossentropy")
-    # One step: the old ranges made its forward pass NaN already.
     loss = qat.fit(images, labels % 4, epochs=1, batch_size=16, verbose=0).history["loss"][0]
     assert np.isfinite(loss), loss
     flatbuffer = export.to_tflite(qat, quantization="int8")  # checked: runs in LiteRT
