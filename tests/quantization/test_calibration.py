@@ -164,7 +164,7 @@ def test_one_batch_or_one_image_calibrates_a_model_that_trains_and_exports():
     invalid. One batch of 16 images goes the whole way (calibrate, train, export, run);
     one image, the narrowest calibration, is checked up to a training-mode forward pass.
     The range widths are what fails without the fix: with ``MIN_RANGE_WIDTH = 0`` they are
-    ~1e-13 here (measured), while training and export of this untrained model still run.
+    ~1e-13 here (measured), while this untrained model still trains to a finite loss.
     """
     images, labels = shapes.load("train", num_images=16, image_size=32)
     images = images.astype("float32")
