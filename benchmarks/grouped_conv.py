@@ -15,12 +15,22 @@ kernel, and checks each against the first:
 Part 2 times ``train_on_batch`` (SGD, batch 16, 160x160) of ShuffleNet 1.0x with g = 1, 3,
 8 with today's ``GroupedConv2D`` layers and with them swapped back to ``Conv2D``.
 
+Part 3 (``--profile``) says where a training step's time goes: TensorFlow's profiler over
+three steps of ShuffleNet 1.0x at g = 1, 3, 8, op time summed by op type and by group
+(convolutions and their gradients; the ops of Keras 3's batch normalization in training;
+the rest), then forward + backward of Keras' ``BatchNormalization`` against TensorFlow's
+fused batch-norm kernel at ShuffleNet shapes.
+
 Usage:
     python benchmarks/grouped_conv.py [--repeats 5] [--skip-layers] [--skip-models]
+    python benchmarks/grouped_conv.py --skip-layers --skip-models --profile
 """
 
 import argparse
+import collections
+import glob
 import os
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -146,16 +156,104 @@ def time_models(repeats):
         keras.backend.clear_session()
 
 
+# Op types of Keras 3's BatchNormalization in training (moments, normalisation, gradients).
+BATCH_NORM_OPS = ("Mul", "Mean", "SquaredDifference", "Sum", "AddN", "Tile", "Sub")
+
+
+def op_times_ms(run, steps=3):
+    """Milliseconds per step of each TensorFlow op type while ``run()`` runs ``steps`` times."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    folder = tempfile.mkdtemp()
+    tf.profiler.experimental.start(folder)
+    for _ in range(steps):
+        run()
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)[0],
+              "rb") as f:
+        space.ParseFromString(f.read())
+    times = collections.Counter()
+    for plane in space.planes:
+        names = {key: value.name for key, value in plane.event_metadata.items()}
+        for line in plane.lines:
+            if line.name == "python":
+                continue
+            for event in line.events:
+                op = names.get(event.metadata_id, "?").split(":")[-1]
+                times[op.replace("_MklNative", "").replace("_Mkl", "")] += (
+                    event.duration_ps / 1e9 / steps)
+    return times
+
+
+def profile_models(repeats):
+    print("\nShuffleNet 1.0x training step, op time by type (TensorFlow profiler, ms per step)")
+    print(f"{'groups':>6s} {'step':>6s} {'convolutions':>12s} {'batch norm':>10s} "
+          f"{'other ops':>9s}  largest op types")
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(16, 160, 160, 3)).astype("float32")
+    labels = rng.integers(0, 10, 16)
+    for groups in (1, 3, 8):
+        model = ShuffleNet(groups=groups, scale=1.0, input_shape=(160, 160, 3), classes=10)
+        step = train_step_ms(model, repeats)
+        times = op_times_ms(lambda: model.train_on_batch(images, labels))
+        times.pop("Process", None)  # the whole step, not an op
+        conv = sum(v for k, v in times.items() if "Conv2D" in k or "Conv2d" in k)
+        norm = sum(times[k] for k in BATCH_NORM_OPS)
+        other = sum(times.values()) - conv - norm
+        largest = ", ".join(f"{k} {v:.0f}" for k, v in times.most_common(5))
+        print(f"{groups:6d} {step:6.0f} {conv:12.0f} {norm:10.0f} {other:9.0f}  {largest}",
+              flush=True)
+        keras.backend.clear_session()
+
+
+def profile_batch_norm(repeats):
+    print("\nBatch norm in training, forward + backward, median ms")
+    print(f"{'shape':>20s} {'keras':>7s} {'fused':>7s}")
+    for shape in ((16, 40, 40, 96), (16, 20, 20, 144), (16, 20, 20, 384), (16, 10, 10, 768)):
+        x = tf.constant(np.random.default_rng(0).normal(size=shape).astype("float32"))
+        layer = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        layer.build(shape)
+        gamma, beta = tf.Variable(tf.ones(shape[-1])), tf.Variable(tf.zeros(shape[-1]))
+
+        def keras_norm(x):
+            return layer(x, training=True), [layer.gamma, layer.beta]
+
+        def fused_norm(x):
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=1e-5,
+                                                       is_training=True)
+            return y, [gamma, beta]
+
+        cells = []
+        for norm in (keras_norm, fused_norm):
+            @tf.function
+            def step(x, norm=norm):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y, variables = norm(x)
+                    loss = tf.reduce_sum(y * y)
+                return tape.gradient(loss, [x, *variables])
+
+            step(x)
+            cells.append(_median_ms(lambda: [v.numpy() for v in step(x)], repeats))
+        print(f"{str(shape):>20s} {cells[0]:7.1f} {cells[1]:7.1f}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-layers", action="store_true")
     parser.add_argument("--skip-models", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="op time by type of the training steps; batch-norm kernels")
     args = parser.parse_args()
     if not args.skip_layers:
         time_layers(args.repeats)
     if not args.skip_models:
         time_models(args.repeats)
+    if args.profile:
+        profile_models(args.repeats)
+        profile_batch_norm(max(args.repeats, 20))
 
 
 if __name__ == "__main__":
