@@ -35,6 +35,7 @@ from keras_mobilenets import _checks, imagenet
 from keras_mobilenets.export import delegation, validate
 from keras_mobilenets.export.int8_rewrite import (
     DEFAULT_REWRITES,
+    FLOAT_OPS,
     REWRITES,
     rewrite_int8_for_xnnpack,
 )
@@ -61,10 +62,15 @@ def _warn_non_delegated(flatbuffer):
         return
     slow = [row for row in slow if not (row["output"] and row["op"] in _CHEAP_OUTPUT_OPS)]
     if slow:
+        hint = ""
+        if any(row["op"] in FLOAT_OPS and row["dtype"] == "int8" for row in slow):
+            hint = (" int8_rewrites=(*export.DEFAULT_REWRITES, 'float_ops') runs the int8 "
+                    f"{'/'.join(FLOAT_OPS)} ops in float32, which XNNPACK takes (the file is "
+                    "then no longer integer-only).")
         logger.warning(
             "%d op(s) of this TFLite file will not be delegated to XNNPACK and run on "
-            "LiteRT's slower builtin kernels: %s (see keras_mobilenets.export.op_report).",
-            len(slow), delegation.summarize_non_delegated(slow),
+            "LiteRT's slower builtin kernels: %s (see keras_mobilenets.export.op_report).%s",
+            len(slow), delegation.summarize_non_delegated(slow), hint,
         )
 
 
@@ -242,7 +248,10 @@ def to_tflite(
             convolution ("shuffle"), AVERAGE_POOL_2D as DEPTHWISE_CONV_2D
             ("average_pool"), standalone RELU as ADD with a fused RELU ("relu"), all three
             by default; grouped 1x1 convolutions written dense ("grouped", opt-in: a bit
-            faster, much larger). They replace int8 ops XNNPACK runs slowly or not at all.
+            faster, much larger); int8 BATCH_MATMUL, SOFTMAX and GELU run in float32
+            between DEQUANTIZE and QUANTIZE ("float_ops", opt-in: MobileNetV4's attention
+            then runs on XNNPACK, and the file is no longer integer-only). They replace
+            int8 ops XNNPACK runs slowly or not at all.
 
     After conversion, when ai-edge-litert is installed, the file is loaded once in its
     interpreter and ONE warning lists the ops that XNNPACK will not delegate (see

@@ -92,7 +92,8 @@ def test_each_rewrite_alone_and_counts(shufflenet):
     _, counts = export.rewrite_int8_for_xnnpack(plain)
     assert counts == {"shuffle": 15, "average_pool": 3, "relu": 3}
     everything, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=export.REWRITES)
-    assert counts == {"shuffle": 15, "grouped": 16, "average_pool": 3, "relu": 3}
+    assert counts == {"shuffle": 15, "grouped": 16, "average_pool": 3, "relu": 3,
+                      "float_ops": 0}
     assert not _grouped_convs(everything)
     assert export.non_delegated_ops(everything) == []
     images = _images(batch=2, seed=8)
@@ -153,3 +154,43 @@ def test_large_average_pools_are_left_alone():
     step = export.LiteRTModel(plain).output_details[0]["quantization"][0]
     np.testing.assert_allclose(export.LiteRTModel(rewritten).predict(data),
                                export.LiteRTModel(plain).predict(data), atol=1.01 * step)
+
+
+def _attention_like_model():
+    # Scaled dot-product attention with a GELU: int8 BATCH_MATMUL x2, SOFTMAX, GELU.
+    inputs = keras.Input((8, 16), name="tokens")
+    query = keras.layers.Dense(16, name="query")(inputs)
+    key = keras.layers.Dense(16, name="key")(inputs)
+    value = keras.layers.Dense(16, name="value")(inputs)
+    scores = keras.ops.matmul(query, keras.ops.transpose(key, (0, 2, 1))) * 0.25
+    weights = keras.layers.Softmax(name="attention")(scores)
+    x = keras.ops.matmul(weights, value)
+    x = keras.layers.Activation("gelu", name="gelu")(keras.layers.Dense(16, name="mlp")(x))
+    return keras.Model(inputs, keras.layers.Dense(4, name="logits")(x))
+
+
+def test_float_ops_put_int8_attention_and_gelu_on_xnnpack(caplog):
+    model = _attention_like_model()
+    data = np.random.default_rng(0).normal(size=(16, 8, 16)).astype("float32")
+    logger = "keras_mobilenets.export.tflite"
+    with caplog.at_level(logging.WARNING, logger=logger):
+        plain = export.to_tflite(model, quantization="int8", representative_data=data)
+    slow = sorted({(row["op"], row["dtype"]) for row in export.non_delegated_ops(plain)})
+    assert slow == [("BATCH_MATMUL", "int8"), ("GELU", "int8"), ("SOFTMAX", "int8")]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == logger]
+    assert "int8_rewrites=(*export.DEFAULT_REWRITES, 'float_ops')" in warning
+
+    fast, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=("float_ops",))
+    assert counts == {"float_ops": 4}
+    assert export.non_delegated_ops(fast) == []
+    ops = export.op_histogram(fast)
+    assert ops["DEQUANTIZE"] == 6 and ops["QUANTIZE"] == 4  # each matmul reads two inputs
+    assert ops["BATCH_MATMUL"] == 2 and ops["SOFTMAX"] == 1 and ops["GELU"] == 1
+    # The same file through to_tflite; both files give the same int8 outputs up to the
+    # rounding of float32 instead of int8 arithmetic in those four ops.
+    assert export.to_tflite(model, quantization="int8", representative_data=data,
+                            int8_rewrites=("float_ops",)) == fast
+    step = export.LiteRTModel(plain).output_details[0]["quantization"][0]
+    expected = export.LiteRTModel(plain).predict(data[:4])
+    np.testing.assert_allclose(export.LiteRTModel(fast).predict(data[:4]), expected,
+                               atol=3 * step)
