@@ -13,11 +13,14 @@ For each variant of ``keras_mobilenets.zoo.VARIANTS`` (``--variants`` filters th
 
 keras.applications' model is measured the same way beside ours where it has one
 (MobileNet V1/V2/V3; no ShuffleNets). Its int8 files are plain conversions
-(``int8_hard_swish="native"``, no rewrites).
+(``int8_hard_swish="native"``, no rewrites). ``--float-ops`` adds the opt-in "float_ops"
+rewrite to our int8 files (int8 BATCH_MATMUL, SOFTMAX and GELU in float32, so XNNPACK
+takes MobileNetV4's attention; the files are then not integer-only).
 
 Usage:
     python benchmarks/zoo_speed.py --variants shufflenet_g --repeats 3
     python benchmarks/zoo_speed.py --variants mobilenet_v2_1.0,shufflenet_v2_1.0 --no-train
+    python benchmarks/zoo_speed.py --variants mobilenet_v4_hybrid --no-train --float-ops
 """
 
 import argparse
@@ -71,7 +74,12 @@ def tflite(model, pixels, args, int8_hard_swish):
     images = _input_range(model, pixels)
     reestimate_batch_norm(model, images)
     files = {"f32": export.to_tflite(model)}
-    options = {} if int8_hard_swish == "int8" else {"int8_rewrites": ()}
+    if int8_hard_swish != "int8":
+        options = {"int8_rewrites": ()}
+    elif args.float_ops:
+        options = {"int8_rewrites": (*export.DEFAULT_REWRITES, "float_ops")}
+    else:
+        options = {}
     files["int8"] = export.to_tflite(model, quantization="int8", representative_data=images,
                                      int8_hard_swish=int8_hard_swish, **options)
     runners = {k: export.LiteRTModel(f, num_threads=args.threads) for k, f in files.items()}
@@ -117,6 +125,8 @@ def main(argv=None):
     parser.add_argument("--calibration", type=int, default=16)
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--no-tflite", action="store_true")
+    parser.add_argument("--float-ops", action="store_true",
+                        help='our int8 files with the opt-in "float_ops" rewrite too')
     args = parser.parse_args(argv)
     if not _selected(args.variants):
         parser.error(f"argument --variants: no zoo variant matches {args.variants!r}; names: "
@@ -127,7 +137,8 @@ def main(argv=None):
     pixels = pixels.astype("float32")
 
     print(f"TFLite at {args.size}x{args.size}, {args.threads} threads (best of {args.repeats} "
-          f"medians of {args.runs} runs); train_on_batch SGD batch {args.batch} at "
+          f"medians of {args.runs} runs{'; our int8 with float_ops' if args.float_ops else ''}"
+          "); train_on_batch SGD batch {args.batch} at "
           f"{args.train_size}x{args.train_size} (median of {args.repeats}). "
           "ka = keras.applications")
     header = (f"{'variant':32s} {'f32 ms':>7s} {'int8 ms':>7s} {'i8/f32':>6s} {'f32 KiB':>7s} "
