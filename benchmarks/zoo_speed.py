@@ -138,7 +138,7 @@ def main(argv=None):
 
     print(f"TFLite at {args.size}x{args.size}, {args.threads} threads (best of {args.repeats} "
           f"medians of {args.runs} runs{'; our int8 with float_ops' if args.float_ops else ''}"
-          "); train_on_batch SGD batch {args.batch} at "
+          f"); train_on_batch SGD batch {args.batch} at "
           f"{args.train_size}x{args.train_size} (median of {args.repeats}). "
           "ka = keras.applications")
     header = (f"{'variant':32s} {'f32 ms':>7s} {'int8 ms':>7s} {'i8/f32':>6s} {'f32 KiB':>7s} "
