@@ -8,6 +8,7 @@ import keras
 
 from keras_mobilenets.layers import (
     GELU,
+    BatchNormalization,
     ChannelShuffle,
     ChannelSplit,
     HardSigmoid,
@@ -35,10 +36,12 @@ def activation(act, name):
 
 
 def batch_norm(bn, name):
-    """A BatchNormalization layer with the family's explicit epsilon and momentum."""
-    return keras.layers.BatchNormalization(
-        axis=-1, epsilon=bn.epsilon, momentum=bn.momentum, name=name
-    )
+    """A BatchNormalization layer with the family's explicit epsilon and momentum.
+
+    The package's ``layers.batch_norm.BatchNormalization``: keras' layer (same config and
+    weights) that trains with TensorFlow's fused kernel.
+    """
+    return BatchNormalization(axis=-1, epsilon=bn.epsilon, momentum=bn.momentum, name=name)
 
 
 def stride_padding(x, kernel):

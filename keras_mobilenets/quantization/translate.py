@@ -42,6 +42,9 @@ _OUR_TWINS = {f"keras_mobilenets>{name}": getattr(twin_layers, name) for name in
 # keras_mobilenets' Conv2D: keras' Conv2D (same config and weights) with a faster grouped
 # kernel; its twin is tf_keras' Conv2D.
 _OUR_TWINS["keras_mobilenets>Conv2D"] = tf_keras.layers.Conv2D
+# keras_mobilenets' BatchNormalization: keras' layer (same config and weights) that trains
+# with TensorFlow's fused kernel; its twin is tf_keras' BatchNormalization.
+_OUR_TWINS["keras_mobilenets>BatchNormalization"] = tf_keras.layers.BatchNormalization
 # MobileNetV4's layers (twins in attention_layers.py).
 _MOBILENET_V4 = ("GELU", "MultiQueryAttention", "StandaloneBatchNorm")
 _OUR_TWINS.update(
