@@ -17,9 +17,10 @@ Part 2 times ``train_on_batch`` (SGD, batch 16, 160x160) of ShuffleNet 1.0x with
 
 Part 3 (``--profile``) says where a training step's time goes: TensorFlow's profiler over
 three steps of ShuffleNet 1.0x at g = 1, 3, 8, op time summed by op type and by group
-(convolutions and their gradients; the ops of Keras 3's batch normalization in training;
-the rest), then forward + backward of Keras' ``BatchNormalization`` against TensorFlow's
-fused batch-norm kernel at ShuffleNet shapes.
+(convolutions and their gradients; batch normalization in training: the fused kernels of
+``layers.batch_norm.BatchNormalization`` and the op types Keras 3's own layer runs; the
+rest), then forward + backward of Keras' ``BatchNormalization`` against TensorFlow's fused
+batch-norm kernel at ShuffleNet shapes.
 
 Usage:
     python benchmarks/grouped_conv.py [--repeats 5] [--skip-layers] [--skip-models]
@@ -156,7 +157,8 @@ def time_models(repeats):
         keras.backend.clear_session()
 
 
-# Op types of Keras 3's BatchNormalization in training (moments, normalisation, gradients).
+# Op types of Keras 3's BatchNormalization in training (moments, normalisation, gradients);
+# the package's layer runs TensorFlow's fused kernels instead (names with "FusedBatchNorm").
 BATCH_NORM_OPS = ("Mul", "Mean", "SquaredDifference", "Sum", "AddN", "Tile", "Sub")
 
 
@@ -199,7 +201,7 @@ def profile_models(repeats):
         times = op_times_ms(lambda: model.train_on_batch(images, labels))
         times.pop("Process", None)  # the whole step, not an op
         conv = sum(v for k, v in times.items() if "Conv2D" in k or "Conv2d" in k)
-        norm = sum(times[k] for k in BATCH_NORM_OPS)
+        norm = sum(v for k, v in times.items() if k in BATCH_NORM_OPS or "FusedBatchNorm" in k)
         other = sum(times.values()) - conv - norm
         largest = ", ".join(f"{k} {v:.0f}" for k, v in times.most_common(5))
         print(f"{groups:6d} {step:6.0f} {conv:12.0f} {norm:10.0f} {other:9.0f}  {largest}",
