@@ -31,9 +31,6 @@ class BatchNormalization(keras.layers.BatchNormalization):
     a mask, renorm or ``synchronized``, with ``epsilon >= MIN_EPSILON``; everything else is
     ``BatchNormalization``'s own ``call``.
 
-    Args:
-        **kwargs: Any ``keras.layers.BatchNormalization`` argument.
-
     Example:
         >>> layer = BatchNormalization(epsilon=1e-3, momentum=0.99)
         >>> layer(np.ones((2, 4, 4, 8), "float32"), training=True).shape
