@@ -212,6 +212,10 @@ class BackendError(RuntimeError):
     catch this class to print the message instead of a traceback.
     """
 
+    # Raised while TensorFlow traces a function (a tf.data map), it reaches the caller as
+    # itself: AutoGraph would otherwise re-raise a subclass it does not know as StagingError.
+    ag_pass_through = True
+
 
 def require_tensorflow_backend(feature):
     """Raises :class:`BackendError` unless Keras runs on its TensorFlow backend.

@@ -83,7 +83,7 @@ def backend(request):
 
 
 def _assert_refusal(message, name, *names):
-    assert message is not None and message.startswith("RuntimeError: "), message
+    assert message is not None and message.startswith("BackendError: "), message
     assert "needs the TensorFlow backend of Keras" in message, message
     assert f"runs on '{name}'" in message and "KERAS_BACKEND=tensorflow" in message, message
     for setting in names:
