@@ -5,8 +5,10 @@ embedded shapes data (``datasets.shapes``); image size, training images and epoc
 per variant (``SETTINGS``; ``--image-size``, ``--train-images`` and ``--epochs`` set them
 for every variant):
 
-1. train the float model from scratch on the shapes train split and re-estimate its
-   batch-norm statistics;
+1. train the float model from scratch on the shapes train split, in batches reshuffled
+   every epoch (``training_data``: Keras' own ``fit(x, y, shuffle=True)`` repeats one
+   permutation every epoch once a seed is set, and the models then learnt the fixed
+   batches instead of the shapes), and re-estimate its batch-norm statistics;
 2. ``quantization.quantize_model`` with calibration on training images, then a short
    quantization-aware fine-tune;
 3. ``export.to_tflite(qat, quantization="int8")`` and run the file with LiteRT
