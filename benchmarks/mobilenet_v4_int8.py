@@ -5,8 +5,10 @@ embedded shapes data (``datasets.shapes``); image size, training images and epoc
 per variant (``SETTINGS``; ``--image-size``, ``--train-images`` and ``--epochs`` set them
 for every variant):
 
-1. train the float model from scratch on the shapes train split and re-estimate its
-   batch-norm statistics;
+1. train the float model from scratch on the shapes train split, in batches reshuffled
+   every epoch (``training_data``: Keras' own ``fit(x, y, shuffle=True)`` repeats one
+   permutation every epoch once a seed is set, and the models then learnt the fixed
+   batches instead of the shapes), and re-estimate its batch-norm statistics;
 2. ``quantization.quantize_model`` with calibration on training images, then a short
    quantization-aware fine-tune;
 3. ``export.to_tflite(qat, quantization="int8")`` and run the file with LiteRT
@@ -38,6 +40,7 @@ import keras_mobilenets  # noqa: E402
 from keras_mobilenets import export, quantization  # noqa: E402
 from keras_mobilenets.datasets import shapes  # noqa: E402
 from keras_mobilenets.export import compare  # noqa: E402
+from keras_mobilenets.finetune.data import arrays_dataset  # noqa: E402
 from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 
 VARIANTS = ("conv_small", "hybrid_medium", "conv_medium", "conv_large", "hybrid_large")
@@ -65,14 +68,26 @@ def build(variant, image_size, seed):
                             classifier_activation=None, dropout_rate=0.0)
 
 
-def train_float(model, x, y, epochs, batch_size, learning_rate):
+def training_data(x, y, batch_size, seed):
+    """The float training batches: a ``tf.data`` pipeline reshuffled every epoch.
+
+    Not ``model.fit(x, y, shuffle=True)``: with a global seed set (``build`` sets it),
+    Keras 3's numpy adapter draws the same permutation every epoch, so every epoch has
+    the same batches, and the networks learn those fixed batches (through the batch
+    statistics of their batch norms in training mode) instead of the shapes.
+    """
+    return arrays_dataset(x, y, batch_size, shuffle_seed=seed)
+
+
+def train_float(model, x, y, epochs, batch_size, learning_rate, seed=0):
     steps = epochs * int(np.ceil(len(x) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    model.fit(training_data(x, y, batch_size, seed), epochs=epochs, shuffle=False,  # shuffled
+              verbose=0)
     reestimate_batch_norm(model, x[:512], batch_size=32)
 
 
@@ -109,7 +124,7 @@ def measure(variant, args):
     (x, y), (x_test, y_test) = load_data(size, n, args.test_images, args.seed)
     started = time.perf_counter()
     model = build(variant, size, args.seed)
-    train_float(model, x, y, epochs, args.batch_size, args.learning_rate)
+    train_float(model, x, y, epochs, args.batch_size, args.learning_rate, args.seed)
     float_logits = model.predict(x_test, batch_size=64, verbose=0)
     trained = time.perf_counter()
 
