@@ -294,11 +294,11 @@ def float_ops_off_xnnpack(m):
     """Runs every int8 op of ``FLOAT_OPS`` in float32 (dequantize, op, quantize); returns
     the count."""
     schema, count, operators = m.schema, 0, []
-    codes = {getattr(schema.BuiltinOperator, name): (name, version)
-             for name, version in FLOAT_OPS.items()}
+    versions = {getattr(schema.BuiltinOperator, name): version
+                for name, version in FLOAT_OPS.items()}
     for operator in m.subgraph.operators:
-        found = codes.get(m.builtin(operator))
-        if found is None or not m.is_int8(operator.outputs[0]):
+        builtin = m.builtin(operator)
+        if builtin not in versions or not m.is_int8(operator.outputs[0]):
             operators.append(operator)
             continue
         inputs = []
@@ -313,8 +313,7 @@ def float_ops_off_xnnpack(m):
         y_index = operator.outputs[0]
         y = m.tensor(y_index)
         y_float = m.graph.tensor(f"{_name(y)}/float", y.shape, schema.TensorType.FLOAT32)
-        operator.opcodeIndex = m.graph.opcode(getattr(schema.BuiltinOperator, found[0]),
-                                              found[1])
+        operator.opcodeIndex = m.graph.opcode(builtin, versions[builtin])
         operator.inputs, operator.outputs = inputs, [y_float]
         operators.append(operator)
         operators.append(m.graph.op(schema.BuiltinOperator.QUANTIZE, 2, [y_float], [y_index]))

@@ -179,12 +179,10 @@ def _is_default_strategy(strategy):
                                 and strategy is tf.distribute.get_strategy())
 
 
-#: The settings of a fine-tuning run that need Keras' TensorFlow backend, in message order.
-TENSORFLOW_ONLY_SETTINGS = ("qat", "export", "sync_batch_norm", "strategy")
-
-
 def tensorflow_only_settings(config, export=None, distributed=False):
-    """The settings of a run, among :data:`TENSORFLOW_ONLY_SETTINGS`, that it uses.
+    """The settings of a run that need Keras' TensorFlow backend and that it uses.
+
+    The four, in message order: "qat", "export", "sync_batch_norm", "strategy".
 
     Args:
         config: A :class:`FineTuneConfig`.
@@ -192,7 +190,7 @@ def tensorflow_only_settings(config, export=None, distributed=False):
         distributed: Whether the run uses a ``tf.distribute`` strategy other than the default.
 
     Returns:
-        A list of names from :data:`TENSORFLOW_ONLY_SETTINGS` (empty for a float run).
+        A list of those names (empty for a float run).
 
     Example:
         >>> tensorflow_only_settings(FineTuneConfig(qat=True), export="model.tflite")
@@ -200,7 +198,7 @@ def tensorflow_only_settings(config, export=None, distributed=False):
     """
     given = {"qat": config.qat, "export": export is not None,
              "sync_batch_norm": config.sync_batch_norm, "strategy": bool(distributed)}
-    return [name for name in TENSORFLOW_ONLY_SETTINGS if given[name]]
+    return [name for name, used in given.items() if used]
 
 
 def check_backend(config, export=None, strategy=None):
