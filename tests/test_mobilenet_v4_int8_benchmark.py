@@ -1,4 +1,4 @@
-"""benchmarks/mobilenet_v4_int8.py trains on batches reshuffled every epoch.
+"""benchmarks/mobilenet_v4_int8.py: batches reshuffled every epoch, one variant end to end.
 
 With a global seed set (the benchmark sets one before building each model), Keras 3's
 ``model.fit(x, y, shuffle=True)`` on numpy arrays draws the same permutation every epoch:
@@ -9,8 +9,11 @@ this project's CPU, Conv-Small at 64x64 with 2,000 images and 3 epochs (Adam 1e-
 training images (training mode, other batches) and 0.21 of the test images.
 """
 
+import json
+
 import keras
 import numpy as np
+import pytest
 
 from tests import helpers
 
@@ -50,3 +53,29 @@ def test_float_training_batches_change_from_epoch_to_epoch():
     # Not the same batches either, in another order.
     batches = {tuple(sorted(b)) for b in model.seen[:5]}
     assert not all(tuple(sorted(b)) in batches for b in model.seen[5:])
+
+
+@pytest.mark.end_to_end
+def test_one_variant_end_to_end_times_the_trained_weights_at_another_size(tmp_path, capsys):
+    script = helpers.load_script(SCRIPT)
+    status = script.main([
+        "--variants", "conv_small", "--image-size", "32", "--train-images", "40",
+        "--epochs", "1", "--qat-images", "20", "--test-images", "10", "--calibration", "8",
+        "--latency-size", "48", "--runs", "2", "--repeats", "1",
+        "--output-dir", str(tmp_path)])
+    (row,) = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert status == (0 if row["agreement_int8_qat"] >= script.REQUIRED_AGREEMENT else 1)
+    assert (row["image_size"], row["latency_size"], row["test_images"]) == (32, 48, 10)
+    assert 0 <= row["agreement_int8_qat"] <= 1
+    assert row["float32_ms"] > 0 and row["int8_ms"] > 0
+    assert row["int8_kib"] < row["float32_kib"] / 2  # int8 weights: a quarter of the bytes
+    assert (tmp_path / "conv_small_32_int8.tflite").exists()
+    assert "conv_small" in capsys.readouterr().out.splitlines()[-2]
+
+
+def test_unknown_variant_exits_with_status_2(capsys):
+    script = helpers.load_script(SCRIPT)
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--variants", "conv_tiny"])
+    assert stopped.value.code == 2
+    assert "conv_tiny" in capsys.readouterr().err

@@ -194,3 +194,28 @@ def test_float_ops_put_int8_attention_and_gelu_on_xnnpack(caplog):
     expected = export.LiteRTModel(plain).predict(data[:4])
     np.testing.assert_allclose(export.LiteRTModel(fast).predict(data[:4]), expected,
                                atol=3 * step)
+
+
+def _layer_scaled_residual(factor):
+    """``x + factor * conv(x)``, the factor a 1x1 depthwise convolution (as MobileNetV4's
+    layer scale)."""
+    inputs = keras.Input(SHAPE)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    branch = keras.layers.Conv2D(8, 3, padding="same", name="branch")(x)
+    scale = keras.layers.DepthwiseConv2D(1, use_bias=False, name="layer_scale")
+    branch = scale(branch)
+    scale.set_weights([np.full((1, 1, 8, 1), factor, "float32")])
+    return keras.Model(inputs, keras.layers.Add(name="add")([x, branch]))
+
+
+def test_fresh_layer_scale_keeps_the_int8_residual_add_off_xnnpack():
+    # A fresh MobileNetV4 hybrid's layer scales are 1e-5: the ADD's scaled input then has
+    # a quantization scale ~1e-5 of the output's, outside what XNNPACK's int8 ADD takes,
+    # so it runs on LiteRT's builtin kernel. Trained magnitudes are delegated.
+    data = _images(batch=8)
+    slow_ops = {}
+    for factor in (1e-5, 0.3):
+        flatbuffer = export.to_tflite(_layer_scaled_residual(factor), quantization="int8",
+                                      representative_data=data)
+        slow_ops[factor] = [row["op"] for row in export.non_delegated_ops(flatbuffer)]
+    assert slow_ops == {1e-5: ["ADD"], 0.3: []}
