@@ -17,7 +17,8 @@ for every variant):
    accuracy of the float, QAT and int8 models;
 5. time the trained weights as float32 and int8 TFLite files at the variant's ImageNet
    input size (``latency_at_size``; ``--latency-size`` sets another), int8 by post-training
-   quantization on shapes images of that size. Trained weights matter here: a fresh
+   quantization on shapes images of that size; the hybrids also with the opt-in
+   "float_ops" rewrite. Trained weights matter here: a fresh
    hybrid's layer scales (1e-5) make the quantized residual ADDs' input scales so unequal
    that XNNPACK refuses them, which a trained model's layer scales do not.
 
@@ -32,6 +33,7 @@ Usage:
 """
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -85,21 +87,29 @@ def layer_scale_median(model):
 
 
 def latency_at_size(model, variant, size, args):
-    """``{"float32" / "int8": (median ms, KiB)}`` of ``model``'s weights at ``size``.
+    """``{"float32" / "int8" [/ "int8_float_ops"]: (median ms, KiB)}`` of ``model``'s weights
+    at ``size``.
 
     The weights are copied into the same variant built at ``size`` (the networks are fully
     convolutional up to the pooling, so every weight keeps its shape); int8 is calibrated
-    on ``args.calibration`` shapes images of that size. Files are timed in turn,
-    ``args.repeats`` times each (the fastest median counts), so that load on the machine
-    changes both alike.
+    on ``args.calibration`` shapes images of that size. The hybrids get a third file, int8
+    with the opt-in "float_ops" rewrite (attention in float32 on XNNPACK). Files are timed
+    in turn, ``args.repeats`` times each (the fastest median counts), so that load on the
+    machine changes all alike, and saved as ``<variant>_<size>_timed_<file>.tflite``.
     """
     resized = build(variant, size)
     resized.set_weights(model.get_weights())
     images, _ = shapes.load("train", num_images=args.calibration, image_size=size,
                             seed=args.seed)
-    files = {"float32": export.to_tflite(resized),
-             "int8": export.to_tflite(resized, quantization="int8",
-                                      representative_data=images.astype("float32"))}
+    int8 = functools.partial(export.to_tflite, resized, quantization="int8",
+                             representative_data=images.astype("float32"))
+    files = {"float32": export.to_tflite(resized), "int8": int8()}
+    if variant.startswith("hybrid"):
+        files["int8_float_ops"] = int8(int8_rewrites=(*export.DEFAULT_REWRITES, "float_ops"))
+    for name, content in files.items():
+        with open(os.path.join(args.output_dir, f"{variant}_{size}_timed_{name}.tflite"),
+                  "wb") as f:
+            f.write(content)
     runners = {k: export.LiteRTModel(f, num_threads=args.threads) for k, f in files.items()}
     times = {k: [] for k in files}
     for _ in range(args.repeats):
@@ -195,6 +205,7 @@ def measure(variant, args):
         "latency_size": int(latency_size),
         "float32_ms": latency["float32"][0],
         "int8_ms": latency["int8"][0],
+        "int8_float_ops_ms": latency.get("int8_float_ops", (None,))[0],
         "float32_kib": latency["float32"][1],
         "int8_kib": latency["int8"][1],
         "train_seconds": trained - started,
@@ -202,17 +213,21 @@ def measure(variant, args):
     }
 
 
+def _cell(milliseconds):
+    return f"{'-':>7s}" if milliseconds is None else f"{milliseconds:7.2f}"
+
+
 def format_table(results):
     lines = [f"{'variant':14s} {'size':>4s} {'train':>5s} {'ep':>2s} {'test':>5s} {'float':>6s} "
              f"{'QAT':>6s} {'int8':>6s} {'agree':>6s} {'at':>4s} {'f32 ms':>7s} {'int8 ms':>7s} "
-             f"{'s':>5s}"]
+             f"{'fl.ops':>7s} {'s':>5s}"]
     for r in results:
         lines.append(
             f"{r['variant']:14s} {r['image_size']:4d} {r['train_images']:5d} {r['epochs']:2d} "
             f"{r['test_images']:5d} "
             f"{r['float_accuracy']:6.3f} {r['qat_accuracy']:6.3f} {r['int8_accuracy']:6.3f} "
             f"{r['agreement_int8_qat']:6.3f} {r['latency_size']:4d} {r['float32_ms']:7.2f} "
-            f"{r['int8_ms']:7.2f} "
+            f"{r['int8_ms']:7.2f} {_cell(r['int8_float_ops_ms'])} "
             f"{r['total_seconds']:5.0f}")
     return "\n".join(lines)
 

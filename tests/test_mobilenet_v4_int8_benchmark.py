@@ -69,7 +69,10 @@ def test_one_variant_end_to_end_times_the_trained_weights_at_another_size(tmp_pa
     assert 0 <= row["agreement_int8_qat"] <= 1
     assert row["float32_ms"] > 0 and row["int8_ms"] > 0
     assert row["int8_kib"] < row["float32_kib"] / 2  # int8 weights: a quarter of the bytes
+    assert row["int8_float_ops_ms"] is None  # a conv variant: no attention to rewrite
     assert (tmp_path / "conv_small_32_int8.tflite").exists()
+    for name in ("float32", "int8"):
+        assert (tmp_path / f"conv_small_48_timed_{name}.tflite").exists()
     assert "conv_small" in capsys.readouterr().out.splitlines()[-2]
 
 
