@@ -53,10 +53,11 @@ from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 
 VARIANTS = ("conv_small", "hybrid_medium", "conv_medium", "conv_large", "hybrid_large")
 # Per variant: (image size, training images, float epochs). MobileNetV4 learns the shapes
-# from many distinct images, not from more epochs over few (Conv-Small at 64x64: 6,000
-# images x 12 epochs 0.53 test accuracy, 24,000 x 2 0.73, 48,000 x 3 0.83), so the two that
-# are measured on learnt models see 48,000. The others keep short settings (their models
-# stay near chance): at 48,000 images they cost 1 to 4 hours each on one core.
+# from many distinct images rather than from more epochs over few (Conv-Small at 64x64:
+# 6,000 x 12 0.53 test accuracy, 24,000 x 2 0.73, 48,000 x 3 0.83, 48,000 x 4 0.89, about
+# 20 minutes on one core). Hybrid-Medium stayed at chance at 48,000 x 4 (an hour); the
+# others keep short settings, whose models stay near chance, until a learnt model of each
+# can be trained (1 to 4 hours each on one core at 48,000 images).
 SETTINGS = {
     "conv_small": (64, 48000, 4),
     "hybrid_medium": (64, 48000, 4),
