@@ -40,9 +40,9 @@ def measure(model, images, threads, runs, int8_hard_swish):
     float32 = export.to_tflite(model)
     int8 = export.to_tflite(model, quantization="int8", representative_data=images,
                             int8_hard_swish=int8_hard_swish)
-    times = [export.LiteRTModel(f, num_threads=threads).latency(runs=runs, warmup=10).median_ms
-             for f in (float32, int8)]
-    return (*times, len(float32) / 1024, len(int8) / 1024)
+    times = export.latency_in_turn({"float32": float32, "int8": int8}, num_threads=threads,
+                                   runs=runs, warmup=10, repeats=1)
+    return (times["float32"], times["int8"], len(float32) / 1024, len(int8) / 1024)
 
 
 def main():

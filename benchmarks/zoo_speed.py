@@ -82,12 +82,9 @@ def tflite(model, pixels, args, int8_hard_swish):
         options = {}
     files["int8"] = export.to_tflite(model, quantization="int8", representative_data=images,
                                      int8_hard_swish=int8_hard_swish, **options)
-    runners = {k: export.LiteRTModel(f, num_threads=args.threads) for k, f in files.items()}
-    times = {k: [] for k in files}
-    for _ in range(args.repeats):
-        for key, runner in runners.items():
-            times[key].append(runner.latency(runs=args.runs, warmup=3).median_ms)
-    return {k: (min(times[k]), len(files[k]) / 1024) for k in files}
+    times = export.latency_in_turn(files, num_threads=args.threads, runs=args.runs, warmup=3,
+                                   repeats=args.repeats)
+    return {k: (times[k], len(files[k]) / 1024) for k in files}
 
 
 def train_step_ms(build, args):

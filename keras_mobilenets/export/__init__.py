@@ -15,7 +15,7 @@ from keras_mobilenets.export.int8_rewrite import (
     REWRITES,
     rewrite_int8_for_xnnpack,
 )
-from keras_mobilenets.export.litert import Latency, LiteRTModel
+from keras_mobilenets.export.litert import Latency, LiteRTModel, latency_in_turn
 from keras_mobilenets.export.report import (
     KERNEL_OPS,
     non_delegated_ops,
@@ -34,6 +34,7 @@ __all__ = [
     "LiteRTModel",
     "QUANTIZATIONS",
     "REWRITES",
+    "latency_in_turn",
     "non_delegated_ops",
     "op_histogram",
     "op_report",

@@ -139,6 +139,27 @@ def test_runner_rejects_wrong_shapes(v3small):
     assert 0 < latency.median_ms <= latency.p90_ms
 
 
+def test_latency_in_turn_alternates_the_files_and_keeps_each_fastest_median(
+        v3small, monkeypatch):
+    calls, medians = [], iter([5.0, 9.0, 4.0, 11.0, 6.0, 8.0])  # float32, float16, ...
+
+    def fake_latency(runner, runs, warmup):
+        calls.append((runner.model_content, runs, warmup))
+        return export.Latency(median_ms=next(medians), p90_ms=0.0, runs=runs)
+
+    monkeypatch.setattr(export.LiteRTModel, "latency", fake_latency)
+    files = {"float32": v3small["float32"],
+             "float16": export.to_tflite(v3small["model"], quantization="float16")}
+    times = export.latency_in_turn(files, runs=7, warmup=2, repeats=3)
+    assert times == {"float32": 4.0, "float16": 8.0}
+    assert [c[0] for c in calls] == [files["float32"], files["float16"]] * 3
+    assert {c[1:] for c in calls} == {(7, 2)}
+    with pytest.raises(ValueError, match="repeats"):
+        export.latency_in_turn(files, repeats=0)
+    with pytest.raises(ValueError, match="files"):
+        export.latency_in_turn({})
+
+
 def test_published_uint8_mobilenet_v2_names_grace_hopper():
     from PIL import Image
 
