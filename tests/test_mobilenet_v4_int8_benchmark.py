@@ -55,6 +55,36 @@ def test_float_training_batches_change_from_epoch_to_epoch():
     assert not all(tuple(sorted(b)) in batches for b in model.seen[5:])
 
 
+def test_damped_residual_branches_start_at_the_factor():
+    script = helpers.load_script(SCRIPT)
+    model = script.build("conv_small", 32, seed=0)
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert script.damp_residual_branches(model, 0.0) == len(adds) > 0
+    # A branch started at 0 adds nothing: every residual Add passes its shortcut through.
+    probe = keras.Model(model.input, [t for add in adds for t in (add.input[0], add.output)])
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    outputs = probe.predict(images, verbose=0)
+    for shortcut, added in zip(outputs[::2], outputs[1::2]):
+        np.testing.assert_array_equal(added, shortcut)
+
+    hybrid = script.build("hybrid_medium", 32, seed=0)
+    assert script.layer_scale_median(hybrid) == pytest.approx(1e-5)
+    script.damp_residual_branches(hybrid, 0.1)
+    scales = [layer.get_weights()[0] for layer in hybrid.layers
+              if layer.name.endswith("layer_scale")]
+    assert scales and all(np.all(s == np.float32(0.1)) for s in scales)
+
+
+def test_branch_init_accepts_a_factor_or_builder(capsys):
+    script = helpers.load_script(SCRIPT)
+    assert script.parse_arguments(["--branch-init", "0.3"]).branch_init == 0.3
+    assert script.parse_arguments(["--branch-init", "builder"]).branch_init is None
+    assert script.parse_arguments([]).branch_init == 0.1
+    with pytest.raises(SystemExit):
+        script.parse_arguments(["--branch-init", "-1"])
+    assert "--branch-init" in capsys.readouterr().err
+
+
 @pytest.mark.end_to_end
 def test_one_variant_end_to_end_times_the_trained_weights_at_another_size(tmp_path, capsys):
     script = helpers.load_script(SCRIPT)
