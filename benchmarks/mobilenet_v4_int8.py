@@ -83,6 +83,11 @@ def build(variant, image_size, seed=None):
                             classifier_activation=None, dropout_rate=0.0)
 
 
+def layer_scales(model):
+    """The layer-scale layers of a hybrid (none in the conv variants)."""
+    return [layer for layer in model.layers if layer.name.endswith("layer_scale")]
+
+
 def damp_residual_branches(model, factor):
     """Starts every residual branch of ``model`` at ``factor`` times its output; returns
     how many residual branches it changed.
@@ -99,13 +104,13 @@ def damp_residual_branches(model, factor):
                  if not isinstance(layer, keras.layers.InputLayer)}
     branches = [producers[id(layer.input[1])] for layer in model.layers
                 if isinstance(layer, keras.layers.Add)]
+    scales = layer_scales(model)
     for layer in branches:
-        if not (layer.name.endswith("layer_scale") or (
+        if not (layer in scales or (
                 isinstance(layer, keras.layers.BatchNormalization) and layer.scale)):
             raise ValueError(f"a residual branch ends in {layer.name!r}, neither a layer "
                              "scale nor a batch norm with a scale")
-    layer_scales = [layer for layer in model.layers if layer.name.endswith("layer_scale")]
-    for layer in {id(layer): layer for layer in branches + layer_scales}.values():
+    for layer in {id(layer): layer for layer in branches + scales}.values():
         weights = layer.get_weights()  # layer scale: [factors]; batch norm: [gamma, ...]
         weights[0] = np.full_like(weights[0], factor)
         layer.set_weights(weights)
@@ -114,8 +119,7 @@ def damp_residual_branches(model, factor):
 
 def layer_scale_median(model):
     """Median absolute layer-scale factor of a hybrid (None for the conv variants)."""
-    factors = [np.abs(layer.get_weights()[0]).ravel() for layer in model.layers
-               if layer.name.endswith("layer_scale")]
+    factors = [np.abs(layer.get_weights()[0]).ravel() for layer in layer_scales(model)]
     return float(np.median(np.concatenate(factors))) if factors else None
 
 

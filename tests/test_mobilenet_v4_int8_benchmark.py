@@ -70,8 +70,7 @@ def test_damped_residual_branches_start_at_the_factor():
     hybrid = script.build("hybrid_medium", 32, seed=0)
     assert script.layer_scale_median(hybrid) == pytest.approx(1e-5)
     script.damp_residual_branches(hybrid, 0.1)
-    scales = [layer.get_weights()[0] for layer in hybrid.layers
-              if layer.name.endswith("layer_scale")]
+    scales = [layer.get_weights()[0] for layer in script.layer_scales(hybrid)]
     assert scales and all(np.all(s == np.float32(0.1)) for s in scales)
 
 
