@@ -1,4 +1,4 @@
-"""Rewrites of converted int8 files so that XNNPACK runs ShuffleNet V1 whole, and fast.
+"""Rewrites of converted int8 files so that XNNPACK runs ShuffleNet V1 and MobileNetV4 fast.
 
 Why: a full-int8 ShuffleNet V1 ran 1.9-3.3x slower than its float32 file. Its grouped 1x1
 convolutions are slow in XNNPACK's int8 kernels, every channel shuffle costs a
@@ -24,6 +24,15 @@ How (all exact up to int8 rounding; ``benchmarks/tflite_latency.py`` measures th
   ``1 / (rows * cols)`` (int8 127, scale ``1 / (127 * rows * cols)``, zero bias). Larger
   windows (e.g. LR-ASPP's pooled gate) are left alone.
 - ``relus_as_adds``: a standalone int8 RELU is an ADD of zero with a fused RELU.
+- ``batch_matmuls_for_xnnpack``: XNNPACK takes an int8 BATCH_MATMUL only when its
+  right-hand side is untransposed and has zero point 0, like weights; the converter writes
+  MobileNetV4's attention with transposed keys and asymmetric keys and values, so its
+  BATCH_MATMULs ran on LiteRT's builtin kernel (about 1.2 ms each for 1,024 queries x 64
+  keys x 64 channels on one thread, 30x XNNPACK's time). A transposed right-hand side
+  gets an int8 TRANSPOSE (exact), one with another zero point an int8 -> int8 QUANTIZE to
+  zero point 0 (its scale grows by ``max(128 + z, 127 - z) / 127`` for zero point z, 1.2
+  for the largest z of a learnt Hybrid-Medium, 25: one more rounding; that file's
+  outputs stayed as close to the float model's as before).
 - ``float_ops_off_xnnpack`` (not by default: the file stops being integer-only): every
   int8 op of ``FLOAT_OPS`` (BATCH_MATMUL, SOFTMAX and GELU, which XNNPACK does not take in
   int8: MobileNetV4's attention and GELU) runs in float32 between a DEQUANTIZE of its
@@ -33,7 +42,7 @@ How (all exact up to int8 rounding; ``benchmarks/tflite_latency.py`` measures th
 Example:
     >>> fast, counts = rewrite_int8_for_xnnpack(int8_bytes)
     >>> counts
-    {'shuffle': 15, 'average_pool': 3, 'relu': 3}
+    {'shuffle': 15, 'average_pool': 3, 'relu': 3, 'batch_matmul': 0}
 """
 
 import numpy as np
@@ -41,10 +50,12 @@ import numpy as np
 from keras_mobilenets.export._litert import import_litert
 from keras_mobilenets.export.rewrite import _Graph
 
-REWRITES = ("shuffle", "grouped", "average_pool", "relu", "float_ops")
+REWRITES = ("shuffle", "grouped", "average_pool", "relu", "float_ops", "batch_matmul")
+# Applied in this order: "float_ops" first, so the BATCH_MATMULs it runs in float32 are left
+# to it.
 # "grouped" is left out by default: measured on ShuffleNet 1.0x g=8 (224, 1 thread) it saves
 # 3% of the time (12.3 -> 11.9 ms) for a 54% larger file (5.8 -> 9.0 MB).
-DEFAULT_REWRITES = ("shuffle", "average_pool", "relu")
+DEFAULT_REWRITES = ("shuffle", "average_pool", "relu", "batch_matmul")
 # Largest AVERAGE_POOL_2D window (rows * cols) written as a depthwise convolution.
 MAX_POOL_AREA = 25
 # int8 ops that XNNPACK does not delegate and "float_ops" runs in float32 (op, version).
@@ -290,6 +301,63 @@ def relus_as_adds(m):
     return count
 
 
+def _symmetric(m, index, name):
+    """``index`` itself if its int8 zero point is 0, else a QUANTIZE of it to zero point 0
+    (the scale grows to cover the same range: at most one bit of resolution lost)."""
+    quant = m.tensor(index).quantization
+    scale, zero_point = quant.scale[0], quant.zeroPoint[0]
+    if zero_point == 0:
+        return index
+    x = m.tensor(index)
+    wider = scale * max(128 + zero_point, 127 - zero_point) / 127.0
+    y = m.graph.tensor(f"{name}/symmetric", x.shape, m.schema.TensorType.INT8,
+                       m.quantization([wider], [0], 0))
+    m.pending.append(m.graph.op(m.schema.BuiltinOperator.QUANTIZE, 2, [index], [y]))
+    return y
+
+
+def batch_matmuls_for_xnnpack(m):
+    """Gives each int8 BATCH_MATMUL the right-hand side XNNPACK takes; returns the count.
+
+    XNNPACK runs an int8 BATCH_MATMUL only with an untransposed right-hand side of zero
+    point 0 (as weights are). A transposed one (``adj_y``, attention's queries x keys)
+    gets a TRANSPOSE of its last two axes (exact); one with another zero point a
+    QUANTIZE to zero point 0 (one more int8 rounding).
+    """
+    schema, count, operators = m.schema, 0, []
+    for operator in m.subgraph.operators:
+        options = operator.builtinOptions
+        if not m.is_op(operator, "BATCH_MATMUL") or not all(
+            m.is_int8(index) for index in (*operator.inputs, *operator.outputs)
+        ) or options.adjX:
+            operators.append(operator)
+            continue
+        rhs_index = operator.inputs[1]
+        rhs = m.tensor(rhs_index)
+        name, m.pending = _name(rhs), []
+        if options.adjY:
+            rank = len(rhs.shape)
+            perm = m.graph.tensor(f"{name}/perm", [rank], schema.TensorType.INT32,
+                                  data=np.array([*range(rank - 2), rank - 1, rank - 2],
+                                                np.int32))
+            shape = [*rhs.shape[:-2], rhs.shape[-1], rhs.shape[-2]]
+            transposed = m.graph.tensor(f"{name}/transposed", shape, schema.TensorType.INT8,
+                                        m.quantization(rhs.quantization.scale,
+                                                       rhs.quantization.zeroPoint, 0))
+            m.pending.append(m.graph.op(schema.BuiltinOperator.TRANSPOSE, 2,
+                                        [rhs_index, perm], [transposed]))
+            rhs_index, options.adjY = transposed, False
+        rhs_index = _symmetric(m, rhs_index, name)
+        if not m.pending:
+            operators.append(operator)
+            continue
+        operator.inputs = [operator.inputs[0], rhs_index, *operator.inputs[2:]]
+        operators.extend([*m.pending, operator])
+        count += 1
+    m.subgraph.operators = operators
+    return count
+
+
 def float_ops_off_xnnpack(m):
     """Runs every int8 op of ``FLOAT_OPS`` in float32 (dequantize, op, quantize); returns
     the count."""
@@ -327,6 +395,7 @@ _STEPS = {
     "grouped": densify_grouped_convs,
     "average_pool": average_pools_as_depthwise,
     "relu": relus_as_adds,
+    "batch_matmul": batch_matmuls_for_xnnpack,
     "float_ops": float_ops_off_xnnpack,
 }
 
@@ -340,12 +409,13 @@ def rewrite_int8_for_xnnpack(flatbuffer, rewrites=DEFAULT_REWRITES):
         flatbuffer: The TFLite file as bytes.
         rewrites: Which rewrites to apply, a subset of ``REWRITES``: "shuffle"
             (``fold_channel_shuffles``), "grouped" (``densify_grouped_convs``),
-            "average_pool" and "relu"; by default ``DEFAULT_REWRITES`` (all but
-            "grouped").
+            "average_pool", "relu", "batch_matmul" (``batch_matmuls_for_xnnpack``) and
+            "float_ops" (``float_ops_off_xnnpack``, applied before "batch_matmul"); by
+            default ``DEFAULT_REWRITES`` (all but "grouped" and "float_ops").
 
     Returns:
         ``(new_flatbuffer, counts)``: the rewritten bytes and how many ops each rewrite
-        changed, e.g. ``{"shuffle": 15, "average_pool": 3, "relu": 3}``.
+        changed, e.g. ``{"shuffle": 15, "average_pool": 3, "relu": 3, "batch_matmul": 0}``.
 
     Raises:
         ValueError: If ``rewrites`` names an unknown rewrite.

@@ -246,12 +246,14 @@ def to_tflite(
         int8_rewrites: With "int8", the rewrites of ``export.int8_rewrite`` to apply
             (``()`` for none): channel shuffles folded into the preceding 1x1
             convolution ("shuffle"), AVERAGE_POOL_2D as DEPTHWISE_CONV_2D
-            ("average_pool"), standalone RELU as ADD with a fused RELU ("relu"), all three
-            by default; grouped 1x1 convolutions written dense ("grouped", opt-in: a bit
+            ("average_pool"), standalone RELU as ADD with a fused RELU ("relu"), the
+            right-hand side of each int8 BATCH_MATMUL untransposed and with zero point 0
+            ("batch_matmul": MobileNetV4's attention products on XNNPACK), all four by
+            default; grouped 1x1 convolutions written dense ("grouped", opt-in: a bit
             faster, much larger); int8 BATCH_MATMUL, SOFTMAX and GELU run in float32
-            between DEQUANTIZE and QUANTIZE ("float_ops", opt-in: MobileNetV4's attention
-            then runs on XNNPACK, and the file is no longer integer-only). They replace
-            int8 ops XNNPACK runs slowly or not at all.
+            between DEQUANTIZE and QUANTIZE ("float_ops", opt-in: the attention's softmax
+            and Hybrid-Large's GELUs then run on XNNPACK too, and the file is no longer
+            integer-only). They replace int8 ops XNNPACK runs slowly or not at all.
 
     After conversion, when ai-edge-litert is installed, the file is loaded once in its
     interpreter and ONE warning lists the ops that XNNPACK will not delegate (see

@@ -90,10 +90,10 @@ def test_each_rewrite_alone_and_counts(shufflenet):
         _, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=(name,))
         assert counts == {name: count}
     _, counts = export.rewrite_int8_for_xnnpack(plain)
-    assert counts == {"shuffle": 15, "average_pool": 3, "relu": 3}
+    assert counts == {"shuffle": 15, "average_pool": 3, "relu": 3, "batch_matmul": 0}
     everything, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=export.REWRITES)
     assert counts == {"shuffle": 15, "grouped": 16, "average_pool": 3, "relu": 3,
-                      "float_ops": 0}
+                      "float_ops": 0, "batch_matmul": 0}
     assert not _grouped_convs(everything)
     assert export.non_delegated_ops(everything) == []
     images = _images(batch=2, seed=8)
@@ -174,7 +174,8 @@ def test_float_ops_put_int8_attention_and_gelu_on_xnnpack(caplog):
     data = np.random.default_rng(0).normal(size=(16, 8, 16)).astype("float32")
     logger = "keras_mobilenets.export.tflite"
     with caplog.at_level(logging.WARNING, logger=logger):
-        plain = export.to_tflite(model, quantization="int8", representative_data=data)
+        plain = export.to_tflite(model, quantization="int8", representative_data=data,
+                                 int8_rewrites=())
     slow = sorted({(row["op"], row["dtype"]) for row in export.non_delegated_ops(plain)})
     assert slow == [("BATCH_MATMUL", "int8"), ("GELU", "int8"), ("SOFTMAX", "int8")]
     (warning,) = [r.getMessage() for r in caplog.records if r.name == logger]
@@ -190,10 +191,51 @@ def test_float_ops_put_int8_attention_and_gelu_on_xnnpack(caplog):
     # rounding of float32 instead of int8 arithmetic in those four ops.
     assert export.to_tflite(model, quantization="int8", representative_data=data,
                             int8_rewrites=("float_ops",)) == fast
+    # With the default rewrites too, "float_ops" comes first: "batch_matmul" then finds
+    # no int8 BATCH_MATMUL left to change.
+    assert export.to_tflite(model, quantization="int8", representative_data=data,
+                            int8_rewrites=(*export.DEFAULT_REWRITES, "float_ops")) == fast
     step = export.LiteRTModel(plain).output_details[0]["quantization"][0]
     expected = export.LiteRTModel(plain).predict(data[:4])
     np.testing.assert_allclose(export.LiteRTModel(fast).predict(data[:4]), expected,
                                atol=3 * step)
+
+
+def test_batch_matmul_rewrite_puts_int8_attention_on_xnnpack_integer_only():
+    model = _attention_like_model()
+    data = np.random.default_rng(0).normal(size=(16, 8, 16)).astype("float32")
+    plain = export.to_tflite(model, quantization="int8", representative_data=data,
+                             int8_rewrites=())
+    matmuls = [op for op in export.LiteRTModel(plain)._interpreter._get_ops_details()
+               if op["op_name"] == "BATCH_MATMUL"]
+    assert len(matmuls) == 2  # queries x keys (transposed keys) and weights x values
+    rewritten, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=("batch_matmul",))
+    assert counts == {"batch_matmul": 2}
+    # The default file is this one: still integer-only, only GELU and SOFTMAX left over.
+    default = export.to_tflite(model, quantization="int8", representative_data=data)
+    assert default == rewritten
+    assert sorted((row["op"], row["dtype"]) for row in export.non_delegated_ops(default)) == [
+        ("GELU", "int8"), ("SOFTMAX", "int8")
+    ]
+    before, after = export.op_histogram(plain), export.op_histogram(default)
+    assert after["BATCH_MATMUL"] == 2 and after["TRANSPOSE"] == before.get("TRANSPOSE", 0) + 1
+    runner = export.LiteRTModel(default)
+    tensors = {t["index"]: t for t in runner._interpreter.get_tensor_details()}
+    for op in runner._interpreter._get_ops_details():
+        if op["op_name"] == "BATCH_MATMUL":
+            rhs = tensors[op["inputs"][1]]
+            assert rhs["dtype"] == np.int8 and rhs["quantization"][1] == 0
+    # The keys' or the values' zero point was not 0: requantized by an int8 -> int8 QUANTIZE.
+    assert after.get("QUANTIZE", 0) > before.get("QUANTIZE", 0)
+    # One more int8 rounding of the right-hand sides: the outputs stay a few int8 steps
+    # from the plain file's and no further from the float model's than they are.
+    images = data[:8]
+    expected = np.asarray(model(images))
+    plain_out = export.LiteRTModel(plain).predict(images)
+    out = runner.predict(images)
+    step = runner.output_details[0]["quantization"][0]
+    np.testing.assert_allclose(out, plain_out, atol=4 * step)
+    assert np.abs(out - expected).mean() < 1.25 * np.abs(plain_out - expected).mean() + step
 
 
 def _layer_scaled_residual(factor):

@@ -52,6 +52,8 @@ def test_attention_gelu_and_layer_scale_quantize_and_run_in_int8():
     ops = runner.op_histogram()
     assert ops.get("BATCH_MATMUL", 0) == 2 and ops.get("SOFTMAX", 0) == 1, ops
     assert ops.get("GELU", 0) == 2, ops
+    # Integer-only, and XNNPACK takes both int8 BATCH_MATMULs (the "batch_matmul" rewrite).
+    assert "BATCH_MATMUL" not in [row["op"] for row in export.non_delegated_ops(flatbuffer)]
     np.testing.assert_allclose(runner.predict(images), qat_out, atol=0.1 * spread)
 
 
