@@ -15,7 +15,7 @@ keras.applications' model is measured the same way beside ours where it has one
 (MobileNet V1/V2/V3; no ShuffleNets). Its int8 files are plain conversions
 (``int8_hard_swish="native"``, no rewrites). ``--float-ops`` adds the opt-in "float_ops"
 rewrite to our int8 files (int8 BATCH_MATMUL, SOFTMAX and GELU in float32, so XNNPACK
-takes MobileNetV4's attention; the files are then not integer-only).
+also takes MobileNetV4's attention softmax and GELU; the files are then not integer-only).
 
 Usage:
     python benchmarks/zoo_speed.py --variants shufflenet_g --repeats 3

@@ -25,14 +25,13 @@ How (all exact up to int8 rounding; ``benchmarks/tflite_latency.py`` measures th
   windows (e.g. LR-ASPP's pooled gate) are left alone.
 - ``relus_as_adds``: a standalone int8 RELU is an ADD of zero with a fused RELU.
 - ``batch_matmuls_for_xnnpack``: XNNPACK takes an int8 BATCH_MATMUL only when its
-  right-hand side is untransposed and has zero point 0, like weights; the converter writes
-  MobileNetV4's attention with transposed keys and asymmetric keys and values, so its
-  BATCH_MATMULs ran on LiteRT's builtin kernel (about 1.2 ms each for 1,024 queries x 64
-  keys x 64 channels on one thread, 30x XNNPACK's time). A transposed right-hand side
-  gets an int8 TRANSPOSE (exact), one with another zero point an int8 -> int8 QUANTIZE to
-  zero point 0 (its scale grows by ``max(128 + z, 127 - z) / 127`` for zero point z, 1.2
-  for the largest z of a learnt Hybrid-Medium, 25: one more rounding; that file's
-  outputs stayed as close to the float model's as before).
+  right-hand side has zero point 0, as weights have; in MobileNetV4's attention the keys
+  and values are activations with asymmetric ranges, so its BATCH_MATMULs ran on LiteRT's
+  builtin kernel (a learnt Hybrid-Medium's int8 file at 256x256 took as long as its
+  float32 file, and 2.5x less with this rewrite). Each such right-hand side is
+  requantized to zero point 0 by an int8 -> int8 QUANTIZE (its scale grows by ``max(128 +
+  z, 127 - z) / 127`` for zero point z, 1.2 for the largest z of that file, 25: one more
+  rounding; the file's outputs stayed as close to the float model's as before).
 - ``float_ops_off_xnnpack`` (not by default: the file stops being integer-only): every
   int8 op of ``FLOAT_OPS`` (BATCH_MATMUL, SOFTMAX and GELU, which XNNPACK does not take in
   int8: MobileNetV4's attention and GELU) runs in float32 between a DEQUANTIZE of its
@@ -301,59 +300,32 @@ def relus_as_adds(m):
     return count
 
 
-def _symmetric(m, index, name):
-    """``index`` itself if its int8 zero point is 0, else a QUANTIZE of it to zero point 0
-    (the scale grows to cover the same range: at most one bit of resolution lost)."""
-    quant = m.tensor(index).quantization
-    scale, zero_point = quant.scale[0], quant.zeroPoint[0]
-    if zero_point == 0:
-        return index
-    x = m.tensor(index)
-    wider = scale * max(128 + zero_point, 127 - zero_point) / 127.0
-    y = m.graph.tensor(f"{name}/symmetric", x.shape, m.schema.TensorType.INT8,
-                       m.quantization([wider], [0], 0))
-    m.pending.append(m.graph.op(m.schema.BuiltinOperator.QUANTIZE, 2, [index], [y]))
-    return y
-
-
 def batch_matmuls_for_xnnpack(m):
-    """Gives each int8 BATCH_MATMUL the right-hand side XNNPACK takes; returns the count.
+    """Requantizes each int8 BATCH_MATMUL's right-hand side to zero point 0, which XNNPACK
+    needs to take the op; returns the count.
 
-    XNNPACK runs an int8 BATCH_MATMUL only with an untransposed right-hand side of zero
-    point 0 (as weights are). A transposed one (``adj_y``, attention's queries x keys)
-    gets a TRANSPOSE of its last two axes (exact); one with another zero point a
-    QUANTIZE to zero point 0 (one more int8 rounding).
+    The right-hand side's scale grows to cover the same range: ``max(128 + z, 127 - z) /
+    127`` times the old one for zero point z.
     """
     schema, count, operators = m.schema, 0, []
     for operator in m.subgraph.operators:
-        options = operator.builtinOptions
         if not m.is_op(operator, "BATCH_MATMUL") or not all(
             m.is_int8(index) for index in (*operator.inputs, *operator.outputs)
-        ) or options.adjX:
+        ):
             operators.append(operator)
             continue
         rhs_index = operator.inputs[1]
         rhs = m.tensor(rhs_index)
-        name, m.pending = _name(rhs), []
-        if options.adjY:
-            rank = len(rhs.shape)
-            perm = m.graph.tensor(f"{name}/perm", [rank], schema.TensorType.INT32,
-                                  data=np.array([*range(rank - 2), rank - 1, rank - 2],
-                                                np.int32))
-            shape = [*rhs.shape[:-2], rhs.shape[-1], rhs.shape[-2]]
-            transposed = m.graph.tensor(f"{name}/transposed", shape, schema.TensorType.INT8,
-                                        m.quantization(rhs.quantization.scale,
-                                                       rhs.quantization.zeroPoint, 0))
-            m.pending.append(m.graph.op(schema.BuiltinOperator.TRANSPOSE, 2,
-                                        [rhs_index, perm], [transposed]))
-            rhs_index, options.adjY = transposed, False
-        rhs_index = _symmetric(m, rhs_index, name)
-        if not m.pending:
-            operators.append(operator)
-            continue
-        operator.inputs = [operator.inputs[0], rhs_index, *operator.inputs[2:]]
-        operators.extend([*m.pending, operator])
-        count += 1
+        scale, zero_point = rhs.quantization.scale[0], rhs.quantization.zeroPoint[0]
+        if zero_point != 0:
+            wider = scale * max(128 + zero_point, 127 - zero_point) / 127.0
+            symmetric = m.graph.tensor(f"{_name(rhs)}/symmetric", rhs.shape,
+                                       schema.TensorType.INT8, m.quantization([wider], [0], 0))
+            operators.append(m.graph.op(schema.BuiltinOperator.QUANTIZE, 2, [rhs_index],
+                                        [symmetric]))
+            operator.inputs = [operator.inputs[0], symmetric, *operator.inputs[2:]]
+            count += 1
+        operators.append(operator)
     m.subgraph.operators = operators
     return count
 
