@@ -367,8 +367,8 @@ _STEPS = {
     "grouped": densify_grouped_convs,
     "average_pool": average_pools_as_depthwise,
     "relu": relus_as_adds,
-    "batch_matmul": batch_matmuls_for_xnnpack,
     "float_ops": float_ops_off_xnnpack,
+    "batch_matmul": batch_matmuls_for_xnnpack,
 }
 
 

@@ -247,7 +247,7 @@ def to_tflite(
             (``()`` for none): channel shuffles folded into the preceding 1x1
             convolution ("shuffle"), AVERAGE_POOL_2D as DEPTHWISE_CONV_2D
             ("average_pool"), standalone RELU as ADD with a fused RELU ("relu"), the
-            right-hand side of each int8 BATCH_MATMUL untransposed and with zero point 0
+            right-hand side of each int8 BATCH_MATMUL requantized to zero point 0
             ("batch_matmul": MobileNetV4's attention products on XNNPACK), all four by
             default; grouped 1x1 convolutions written dense ("grouped", opt-in: a bit
             faster, much larger); int8 BATCH_MATMUL, SOFTMAX and GELU run in float32

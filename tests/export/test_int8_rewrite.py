@@ -206,9 +206,10 @@ def test_batch_matmul_rewrite_puts_int8_attention_on_xnnpack_integer_only():
     data = np.random.default_rng(0).normal(size=(16, 8, 16)).astype("float32")
     plain = export.to_tflite(model, quantization="int8", representative_data=data,
                              int8_rewrites=())
-    tensors = {t["index"]: t for t in export.LiteRTModel(plain)._interpreter.get_tensor_details()}
+    plain_runner = export.LiteRTModel(plain)
+    tensors = {t["index"]: t for t in plain_runner._interpreter.get_tensor_details()}
     zero_points = [tensors[op["inputs"][1]]["quantization"][1]
-                   for op in export.LiteRTModel(plain)._interpreter._get_ops_details()
+                   for op in plain_runner._interpreter._get_ops_details()
                    if op["op_name"] == "BATCH_MATMUL"]
     # queries x keys (keys transposed) and weights x values; the keys' and values'
     # calibrated ranges are not symmetric, and XNNPACK leaves both products alone.
@@ -234,7 +235,7 @@ def test_batch_matmul_rewrite_puts_int8_attention_on_xnnpack_integer_only():
     # from the plain file's and no further from the float model's than they are.
     images = data[:8]
     expected = np.asarray(model(images))
-    plain_out = export.LiteRTModel(plain).predict(images)
+    plain_out = plain_runner.predict(images)
     out = runner.predict(images)
     step = runner.output_details[0]["quantization"][0]
     np.testing.assert_allclose(out, plain_out, atol=4 * step)
