@@ -6,14 +6,19 @@ kernel, and checks each against the first:
 
 - ``keras_conv2d``: ``keras.ops.conv`` as ``keras.layers.Conv2D(groups=g)`` calls it (on
   TensorFlow it compiles grouped convolutions with XLA);
-- ``native``: ``tf.nn.convolution`` (TensorFlow's grouped kernel; ``GroupedConv2D``);
+- ``native``: ``tf.nn.convolution`` (TensorFlow's grouped kernel; the package's grouped
+  ``Conv2D`` where it has a CPU gradient, i.e. with oneDNN on; "no gradient" otherwise);
 - ``split_conv``: split the channels, one 1x1 convolution per group, concat;
-- ``split_matmul``: the same with one matmul per group;
+- ``split_matmul``: the same with one matmul per group (the package's grouped ``Conv2D``
+  for 1x1 kernels where the native kernel has no CPU gradient);
 - ``einsum``: ``nhwgc,cgo->nhwgo`` on the grouped view;
 - ``block_diagonal``: one dense 1x1 convolution with a block-diagonal kernel (g x MACs).
 
-Part 2 times ``train_on_batch`` (SGD, batch 16, 160x160) of ShuffleNet 1.0x with g = 1, 3,
-8 with today's ``GroupedConv2D`` layers and with them swapped back to ``Conv2D``.
+Part 2 times training steps of ShuffleNet 1.0x with g = 1, 3, 8 (equal multiply-adds)
+through ``fit`` with ``compile()``'s defaults (SGD, batch 16, 160x160), the three models in
+turn, and prints g = 3 / g = 1 and g = 8 / g = 1 per round (median and spread), once with
+TensorFlow's oneDNN kernels off and once on (``TF_ENABLE_ONEDNN_OPTS=0`` / ``=1``, a child
+process each; ``--onednn current`` times this process only).
 
 Part 3 (``--profile``) says where a training step's time goes: TensorFlow's profiler over
 three steps of ShuffleNet 1.0x at g = 1, 3, 8, op time summed by op type and by group
@@ -23,7 +28,7 @@ rest), then forward + backward of Keras' ``BatchNormalization`` against TensorFl
 batch-norm kernel at ShuffleNet shapes.
 
 Usage:
-    python benchmarks/grouped_conv.py [--repeats 5] [--skip-layers] [--skip-models]
+    python benchmarks/grouped_conv.py [--repeats 5] [--rounds 7] [--skip-layers] [--skip-models]
     python benchmarks/grouped_conv.py --skip-layers --skip-models --profile
 """
 
@@ -31,6 +36,8 @@ import argparse
 import collections
 import glob
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -41,7 +48,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_mobilenets import ShuffleNet  # noqa: E402
-from keras_mobilenets.layers.grouped_conv import Conv2D as GroupedConv2D  # noqa: E402
+from keras_mobilenets.layers.grouped_conv import grouped_kernel  # noqa: E402
 
 
 def keras_conv2d(x, k, g):
@@ -115,7 +122,11 @@ def time_layers(repeats):
                     loss = tf.reduce_sum(y * y)
                 return [y, *tape.gradient(loss, [x, kernel])]
 
-            values = [v.numpy() for v in step(x)]
+            try:
+                values = [v.numpy() for v in step(x)]
+            except tf.errors.InvalidArgumentError:  # the native kernel without oneDNN
+                cells.append("no gradient")
+                continue
             reference = values if reference is None else reference
             error = max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(values, reference))
             ms = _median_ms(lambda: [v.numpy() for v in step(x)], repeats)
@@ -124,37 +135,73 @@ def time_layers(repeats):
         print(f"{label:26s} " + " ".join(f"{c:>15s}" for c in cells), flush=True)
 
 
-def as_conv2d(model):
-    """``model`` with every GroupedConv2D swapped back to keras' Conv2D (same weights)."""
-    def clone(layer):
-        if isinstance(layer, GroupedConv2D):
-            return keras.layers.Conv2D.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def train_step_ms(model, repeats, batch=16, size=160):
+    """Median milliseconds of ``train_on_batch`` (SGD) after one untimed step."""
     rng = np.random.default_rng(0)
     images = rng.normal(size=(batch, size, size, 3)).astype("float32")
     labels = rng.integers(0, 10, batch)
-    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy",
-                  jit_compile=False)
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
     model.train_on_batch(images, labels)
     return _median_ms(lambda: model.train_on_batch(images, labels), repeats)
 
 
-def time_models(repeats):
-    print("\nShuffleNet 1.0x train_on_batch (SGD, batch 16, 160x160), median ms")
-    print(f"{'groups':>6s} {'ours (native kernel)':>20s} {'keras Conv2D (XLA)':>18s}")
-    for groups in (1, 3, 8):
-        model = ShuffleNet(groups=groups, scale=1.0, input_shape=(160, 160, 3), classes=10)
-        ours = train_step_ms(model, repeats)
-        before = train_step_ms(as_conv2d(model), repeats) if groups > 1 else ours
-        print(f"{groups:6d} {ours:20.0f} {before:18.0f}", flush=True)
-        keras.backend.clear_session()
+def fit_step_ms(model, images, labels, steps):
+    """Milliseconds per step of one ``fit`` epoch of ``steps`` batches."""
+    start = time.perf_counter()
+    model.fit(images, labels, batch_size=len(images) // steps, epochs=1, verbose=0,
+              shuffle=False)
+    return (time.perf_counter() - start) * 1000.0 / steps
+
+
+def time_models(rounds, groups=(1, 3, 8), batch=16, size=160, steps=3):
+    """ShuffleNet 1.0x training steps through ``fit``, g = 1, 3, 8 in turn.
+
+    Each model is compiled with ``compile()``'s defaults (only the optimizer and loss
+    named) and trains one epoch of ``steps`` batches per round; every round times each
+    ``groups`` once, so load from other work slows all alike. Prints each model's median
+    step and the per-round ratio to g = 1 (median, min-max over rounds).
+
+    Returns:
+        ``{groups: [ratio to g = 1 of each round]}``.
+    """
+    print(f"\nShuffleNet 1.0x training step through fit (SGD, batch {batch}, {size}x{size}, "
+          f"compile() defaults), {rounds} rounds in turn; oneDNN "
+          f"{'on' if onednn_on() else 'off'}, grouped kernel: {grouped_kernel()}")
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(batch * steps, size, size, 3)).astype("float32")
+    labels = rng.integers(0, 10, batch * steps)
+    models = {}
+    for g in groups:
+        models[g] = ShuffleNet(groups=g, scale=1.0, input_shape=(size, size, 3), classes=10)
+        models[g].compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+        fit_step_ms(models[g], images, labels, steps)  # traces the step
+    times = {g: [] for g in groups}
+    for _ in range(rounds):
+        for g in groups:
+            times[g].append(fit_step_ms(models[g], images, labels, steps))
+    ratios = {g: [t / base for t, base in zip(times[g], times[groups[0]])] for g in groups}
+    print(f"{'groups':>6s} {'step ms':>8s} {'ratio to g=1 (min-max)':>24s}")
+    for g in groups:
+        spread = f"{np.median(ratios[g]):.2f} ({min(ratios[g]):.2f}-{max(ratios[g]):.2f})"
+        print(f"{g:6d} {np.median(times[g]):8.0f} {spread:>24s}", flush=True)
+    return ratios
+
+
+def onednn_on():
+    """Whether this process's TensorFlow runs its oneDNN kernels."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def time_models_both_onednn_settings(rounds):
+    """``time_models`` in a child process per ``TF_ENABLE_ONEDNN_OPTS`` setting (0, 1)."""
+    for setting in ("0", "1"):
+        env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting)
+        subprocess.run([sys.executable, __file__, "--skip-layers", "--rounds", str(rounds),
+                        "--onednn", "current"], env=env, check=True)
 
 
 # Op types of Keras 3's BatchNormalization in training (moments, normalisation, gradients);
@@ -244,15 +291,25 @@ def profile_batch_norm(repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="rounds of the fit timing (each times every groups once)")
+    parser.add_argument("--onednn", choices=("both", "current"), default="both",
+                        help="time the models with TF_ENABLE_ONEDNN_OPTS=0 and =1 (each in a "
+                             "child process), or in this process as it is")
     parser.add_argument("--skip-layers", action="store_true")
     parser.add_argument("--skip-models", action="store_true")
     parser.add_argument("--profile", action="store_true",
                         help="op time by type of the training steps; batch-norm kernels")
     args = parser.parse_args()
+    print(f"oneDNN {'on' if onednn_on() else 'off'}, grouped kernel: {grouped_kernel()}, "
+          f"TensorFlow {tf.__version__}, Keras {keras.__version__}", flush=True)
     if not args.skip_layers:
         time_layers(args.repeats)
     if not args.skip_models:
-        time_models(args.repeats)
+        if args.onednn == "both":
+            time_models_both_onednn_settings(args.rounds)
+        else:
+            time_models(args.rounds)
     if args.profile:
         profile_models(args.repeats)
         profile_batch_norm(max(args.repeats, 20))

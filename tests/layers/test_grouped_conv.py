@@ -1,10 +1,11 @@
-"""GroupedConv2D: Conv2D's numbers and weights, TensorFlow's native grouped kernel."""
+"""GroupedConv2D: Conv2D's numbers and weights; the native or the split kernel, by support."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_mobilenets.layers import grouped_conv
 from keras_mobilenets.layers.grouped_conv import Conv2D as GroupedConv2D
 from tests.helpers import assert_config_round_trip, assert_keras_round_trip
 
@@ -22,27 +23,75 @@ def _pair(filters, kernel_size, **kwargs):
     return ours, reference
 
 
-@pytest.mark.parametrize(
-    "filters, kernel_size, kwargs",
-    [
-        (24, 1, {"groups": 3, "use_bias": False}),
-        (16, 1, {"groups": 4, "use_bias": True}),
-        (6, 3, {"groups": 2, "strides": 2, "padding": "same"}),
-        (8, 1, {"groups": 1}),
-    ],
-)
-def test_outputs_and_gradients_equal_grouped_conv2d(filters, kernel_size, kwargs):
+LAYER_CASES = [
+    (24, 1, {"groups": 3, "use_bias": False}),
+    (16, 1, {"groups": 4, "use_bias": True}),
+    (12, 1, {"groups": 3, "strides": 2}),
+    (6, 3, {"groups": 2, "strides": 2, "padding": "same"}),
+    (6, 3, {"groups": 3, "dilation_rate": 2, "padding": "same"}),
+    (8, 1, {"groups": 1}),
+]
+
+
+def _outputs_and_gradients(layer, x, gradients=True):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(y * y)
+    if not gradients:
+        return [y]
+    return [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+
+
+@pytest.mark.parametrize("kernel", [None, *grouped_conv.KERNELS])
+@pytest.mark.parametrize("filters, kernel_size, kwargs", LAYER_CASES)
+def test_outputs_and_gradients_equal_grouped_conv2d(monkeypatch, kernel, filters, kernel_size,
+                                                    kwargs):
+    # kernel None: the one this TensorFlow chooses; else forced (the native kernel's
+    # gradient only where it exists: forward only with TensorFlow's Eigen kernels).
+    gradients = True
+    if kernel is not None:
+        monkeypatch.setattr(grouped_conv, "grouped_kernel", lambda: kernel)
+        gradients = kernel == "split" or grouped_conv.native_grouped_gradient_supported()
     ours, reference = _pair(filters, kernel_size, **kwargs)
     x = tf.constant(np.random.default_rng(1).normal(size=(2, 9, 9, 12)).astype("float32"))
-    results = []
-    for layer in (ours, reference):
-        with tf.GradientTape() as tape:
+    actual = _outputs_and_gradients(ours, x, gradients)
+    expected = _outputs_and_gradients(reference, x, gradients)  # keras (XLA if grouped)
+    assert len(actual) == (2 + len(reference.trainable_weights) if gradients else 1)
+    for a, e in zip(actual, expected):  # float32 sums in another order
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(e).max()))
+
+
+def test_kernel_choice_follows_the_cpu_gradient():
+    # The probe's answer is whether this TensorFlow differentiates a grouped convolution on
+    # the CPU (oneDNN kernels: yes; Eigen's: no). CI runs the suite both ways.
+    x = tf.ones((1, 3, 3, 6))
+    try:
+        with tf.device("/CPU:0"), tf.GradientTape() as tape:
             tape.watch(x)
-            y = layer(x)
-            loss = tf.reduce_sum(y * y)
-        results.append([y, *tape.gradient(loss, [x, layer.kernel])])
-    for actual, expected in zip(*results):
-        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+            y = tf.nn.convolution(x, tf.ones((1, 1, 2, 6)))
+        tape.gradient(y, x)
+        differentiable = True
+    except tf.errors.InvalidArgumentError as error:
+        assert "grouped convolutions are not supported" in str(error)
+        differentiable = False
+    assert grouped_conv.native_grouped_gradient_supported() is differentiable
+    assert grouped_conv.grouped_kernel() == ("native" if differentiable else "split")
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_kernel_trains_inside_tf_function(jit_compile):
+    layer, reference = _pair(24, 1, groups=3)
+    x = tf.constant(np.random.default_rng(4).normal(size=(4, 5, 5, 12)).astype("float32"))
+
+    @tf.function(jit_compile=jit_compile)
+    def gradients(layer):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(layer(x)))
+        return tape.gradient(loss, layer.trainable_weights)
+
+    for actual, expected in zip(gradients(layer), gradients(reference)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_grouped_pointwise_equals_numpy_formula():
