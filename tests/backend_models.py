@@ -45,6 +45,20 @@ def builders():
     }
 
 
+def fit_builders():
+    """``{name: builder}`` of the families only trained (one ``fit`` step) on each backend."""
+    from keras_mobilenets import models
+
+    image = (SIZE, SIZE, 3)
+    top = {"classes": NUM_CLASSES, "classifier_activation": None}
+    return {
+        "shufflenet_v1_g1": lambda: models.ShuffleNet(image, groups=1, scale=0.25, **top),
+        "shufflenet_v1_g8": lambda: models.ShuffleNet(image, groups=8, scale=0.25, **top),
+        "mobilenet_v4_conv": lambda: models.MobileNetV4ConvSmall(image, **top),
+        "mobilenet_v4_hybrid": lambda: models.MobileNetV4HybridMedium(image, **top),
+    }
+
+
 def inputs(name, batch=2, seed=0):
     """A float32 batch of [0, 255] images of the size model ``name`` takes."""
     size = HEAD_SIZE if name in ("ssdlite", "lraspp") else SIZE

@@ -176,6 +176,17 @@ def test_fit_lowers_the_loss_on_backend(backend):
     assert losses[-1] < losses[0] * 0.98, f"SSDLite fit on {name}: {losses}"
 
 
+def test_every_family_takes_a_fit_step_on_backend(backend):
+    name, results, _ = backend
+    steps = results["family_fit_steps"]
+    expected = [*backend_models.builders(), *backend_models.fit_builders()]
+    assert sorted(steps) == sorted(set(expected) - {"ssdlite"})  # SSDLite: the test above
+    for family, step in steps.items():
+        assert np.isfinite(step["loss"]), (family, name, step)
+        # The gradient reached the stem and moved most weights.
+        assert step["first_moved"] and step["moved"] > 0.5, (family, name, step)
+
+
 def test_tensorflow_only_features_refuse_other_backends(backend):
     name, results, _ = backend
     assert sorted(results["guards"]) == sorted(TF_ONLY)

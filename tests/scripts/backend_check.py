@@ -12,8 +12,10 @@ what this script writes to ``OUT`` with TensorFlow's results:
 * ``losses.npz`` (in): fixed targets and predictions; the SSD and segmentation losses, the
   segmentation scores and the SSD training targets computed here go to ``results.json``
   and ``targets.npz``;
-* ``results.json`` (out) also holds the loss per epoch of a short SSDLite ``fit`` and the
-  message of every TF-only entry point (which must refuse this backend).
+* ``results.json`` (out) also holds the loss per epoch of a short SSDLite ``fit``, one
+  ``fit`` step of every classifier family and LR-ASPP (its loss, the share of weights it
+  moved, whether it moved the first) and the message of every TF-only entry point (which
+  must refuse this backend).
 
 Usage:
     KERAS_BACKEND=jax python tests/scripts/backend_check.py FOLDER OUT
@@ -97,6 +99,36 @@ def fit(detector, images, targets):
     return [float(v) for v in history.history["loss"]]
 
 
+def fit_step(model, images, labels, loss):
+    """One SGD ``fit`` step: ``{"loss", "moved" (share of weights), "first_moved"}``."""
+    before = [np.array(w) for w in model.trainable_weights]
+    model.compile(keras.optimizers.SGD(0.01), loss=loss)
+    history = model.fit(images, labels, batch_size=len(images), epochs=1, verbose=0)
+    moved = [not np.array_equal(np.array(w), b) for w, b in zip(model.trainable_weights, before)]
+    return {"loss": float(history.history["loss"][-1]), "moved": sum(moved) / len(moved),
+            "first_moved": bool(moved[0])}
+
+
+def fit_families(models, inputs):
+    """``fit_step`` of every classifier family (ShuffleNet V1 with g = 1, 3, 8) and LR-ASPP."""
+    rng = np.random.default_rng(0)
+    classifier_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    steps = {}
+    trainees = {name: model for name, model in models.items() if name != "ssdlite"}
+    trainees.update({name: make() for name, make in backend_models.fit_builders().items()})
+    for name, model in trainees.items():
+        if name == "lraspp":
+            images = inputs["lraspp"]
+            labels = rng.integers(0, backend_models.SEG_CLASSES, images.shape[:3])
+            loss = segmentation.SegmentationCrossEntropy(ignore_label=255)
+        else:
+            images = backend_models.inputs(name)
+            labels = rng.integers(0, backend_models.NUM_CLASSES, len(images))
+            loss = classifier_loss
+        steps[name] = fit_step(model, images, labels, loss)
+    return steps
+
+
 def tensorflow_only(model, detector, out):
     """``{entry point: message of the error it raised, or None}``."""
     import tensorflow as tf
@@ -138,6 +170,8 @@ def main(folder, out):
     clock.append(("losses_metrics_guards", time.perf_counter(), time.process_time()))
     results["fit_losses"] = fit(detector, inputs["ssdlite_fit"], targets)
     clock.append(("fit", time.perf_counter(), time.process_time()))
+    results["family_fit_steps"] = fit_families(models, inputs)
+    clock.append(("family_fit_steps", time.perf_counter(), time.process_time()))
     results["backend"] = keras.backend.backend()
     # Wall and CPU seconds of each part, for the docs' timings (nothing asserts them).
     results["seconds"] = {name: (round(wall - before[1], 1), round(cpu - before[2], 1))
