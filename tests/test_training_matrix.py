@@ -15,7 +15,7 @@ import pytest
 
 from tests.training_matrix import CLASSIFIERS, HEADS, WAYS, assert_trained, take_step
 
-pytestmark = [pytest.mark.slow, pytest.mark.trains]
+pytestmark = pytest.mark.slow
 
 
 def ways():

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mobilenets import detection, models, quantization, segmentation
+from keras_mobilenets.training import reestimate_batch_norm
 
 SIZE, HEAD_SIZE, CLASSES, BATCH = 32, 64, 4, 4
 WAYS = ("fit", "jit_compile_false", "jit_compile_true", "gradient_tape", "mirrored")
@@ -62,17 +63,24 @@ _BUILT = {}
 
 
 def _build(name, qat):
-    """The float model of family ``name``, or its QAT model (calibrated on its images)."""
+    """The float model of family ``name``, or its QAT model (calibrated on its images).
+
+    Before quantizing, the float model's batch-norm statistics are re-estimated on the
+    images, as after training: a fresh model's (mean 0, variance 1) shrink its inference
+    outputs to ~1e-10, so calibrated ranges would be ~0 and the QAT outputs exactly 0.
+    """
     model = {**CLASSIFIERS, **HEADS}[name]()
     if not qat:
         return model
+    images = _data(name, model)[0]
+    reestimate_batch_norm(model, images, batch_size=BATCH)
     # A fresh MobileNetV4 hybrid's layer scales (1e-5, timm's initial value, also after
     # blocks without a shortcut) shrink the signal to ~1e-6, below int8 steps: its QAT
     # outputs and gradients are exactly 0. Learnt (or pretrained) scales are ~0.1-1.
     for layer in model.layers:
         if layer.name.endswith("layer_scale"):
             layer.set_weights([np.full(w.shape, 0.5, "float32") for w in layer.get_weights()])
-    return quantization.quantize_model(model, calibration_data=_data(name, model)[0])
+    return quantization.quantize_model(model, calibration_data=images)
 
 
 def _training_parts(qat):

@@ -27,7 +27,7 @@ pytest.importorskip("tensorflow_model_optimization")
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("pycocotools")
 
-pytestmark = [pytest.mark.slow, pytest.mark.end_to_end, pytest.mark.trains]
+pytestmark = [pytest.mark.slow, pytest.mark.end_to_end]
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "examples" / "train_ssdlite_shapes.py"
 

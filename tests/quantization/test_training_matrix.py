@@ -13,7 +13,7 @@ from tests.training_matrix import WAYS, assert_trained, take_step
 pytest.importorskip("tf_keras")
 pytest.importorskip("tensorflow_model_optimization")
 
-pytestmark = [pytest.mark.slow, pytest.mark.trains, pytest.mark.end_to_end]
+pytestmark = [pytest.mark.slow, pytest.mark.end_to_end]
 
 #: The QAT model of each classifier family (ShuffleNet V1 once, with grouped convolutions).
 QAT_FAMILIES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
