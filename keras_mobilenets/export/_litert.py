@@ -1,8 +1,12 @@
 """The one place that imports ``ai_edge_litert`` (the optional ``tflite`` extra), lazily."""
 
 import importlib
+from importlib import metadata
 
 INSTALL_HINT = "pip install keras-mobilenets[tflite]"
+#: The oldest ai-edge-litert with every module the package reads (``tools.flatbuffer_utils``
+#: first shipped in 2.1.0); setup.cfg's floor.
+MIN_VERSION = "2.1"
 
 
 def import_litert(module="interpreter"):
@@ -16,7 +20,8 @@ def import_litert(module="interpreter"):
         The imported module.
 
     Raises:
-        ImportError: If ai-edge-litert is not installed; the message names the extra.
+        ImportError: If ai-edge-litert is not installed, or is older than ``MIN_VERSION``
+            and lacks ``module``; the message names the extra and the version needed.
 
     Example:
         >>> interpreter = import_litert("interpreter")
@@ -24,7 +29,14 @@ def import_litert(module="interpreter"):
     try:
         return importlib.import_module(f"ai_edge_litert.{module}")
     except ImportError as error:
+        try:
+            installed = metadata.version("ai-edge-litert")
+        except metadata.PackageNotFoundError:
+            raise ImportError(
+                "Running and inspecting TFLite files needs the LiteRT runtime (ai-edge-litert); "
+                f"install it with `{INSTALL_HINT}`."
+            ) from error
         raise ImportError(
-            "Running and inspecting TFLite files needs the LiteRT runtime (ai-edge-litert); "
-            f"install it with `{INSTALL_HINT}`."
+            f"ai-edge-litert {installed} has no `ai_edge_litert.{module}`; keras_mobilenets "
+            f"needs ai-edge-litert>={MIN_VERSION}: upgrade it with `{INSTALL_HINT}`."
         ) from error
