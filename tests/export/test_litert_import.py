@@ -30,7 +30,7 @@ def test_too_old_litert_names_its_version_the_module_and_the_floor(monkeypatch):
         _litert.import_litert("tools.flatbuffer_utils")
     message = str(error.value)
     assert "ai-edge-litert 1.1.0 has no `ai_edge_litert.tools.flatbuffer_utils`" in message
-    assert "ai-edge-litert>=2.1" in message
+    assert "ai-edge-litert>=2.2" in message
 
 
 def test_floor_matches_setup_cfg():
