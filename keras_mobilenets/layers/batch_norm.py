@@ -38,8 +38,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """
 
     def _fused_applies(self, inputs, training, mask):
+        # Keras before 3.14 has no batch renormalization (no ``renorm`` attribute).
+        renorm = getattr(self, "renorm", False)
         return (
-            bool(training) and self.trainable and mask is None and not self.renorm
+            bool(training) and self.trainable and mask is None and not renorm
             and not self.synchronized and keras.backend.backend() == "tensorflow"
             and len(inputs.shape) == 4 and self.axis in (-1, 3)
             and keras.backend.standardize_dtype(inputs.dtype) == "float32"
