@@ -11,6 +11,8 @@ from keras_mobilenets import detection, models, quantization, segmentation
 from keras_mobilenets.training import reestimate_batch_norm
 
 SIZE, HEAD_SIZE, CLASSES, BATCH = 32, 64, 4, 4
+#: Images the QAT models' batch-norm statistics and quantizer ranges are estimated on.
+CALIBRATION_IMAGES = 32
 WAYS = ("fit", "jit_compile_false", "jit_compile_true", "gradient_tape", "mirrored")
 _TOP = {"classes": CLASSES, "classifier_activation": None}
 _IMAGE = (SIZE, SIZE, 3)
@@ -63,23 +65,28 @@ _BUILT = {}
 
 
 def _build(name, qat):
-    """The float model of family ``name``, or its QAT model (calibrated on its images).
+    """The float model of family ``name``, or its QAT model, calibrated as after training.
 
-    Before quantizing, the float model's batch-norm statistics are re-estimated on the
-    images, as after training: a fresh model's (mean 0, variance 1) shrink its inference
-    outputs to ~1e-10, so calibrated ranges would be ~0 and the QAT outputs exactly 0.
+    A fresh model's batch-norm statistics (mean 0, variance 1) shrink its inference
+    outputs to ~1e-10, so calibrated ranges would be ~0 and its QAT outputs exactly 0:
+    they are re-estimated on ``CALIBRATION_IMAGES`` images first (at 32x32 the last
+    stages' statistics need more than one batch of ``BATCH``). Not for the MobileNetV4
+    hybrid, whose fresh re-estimated model gives non-finite attention outputs at 32x32;
+    its layer scales (timm's initial 1e-5, after blocks without a shortcut too) shrink
+    the signal below int8 steps, so they are set to 0.5, as learnt ones are ~0.1-1.
     """
     model = {**CLASSIFIERS, **HEADS}[name]()
     if not qat:
         return model
-    images = _data(name, model)[0]
-    reestimate_batch_norm(model, images, batch_size=BATCH)
-    # A fresh MobileNetV4 hybrid's layer scales (1e-5, timm's initial value, also after
-    # blocks without a shortcut) shrink the signal to ~1e-6, below int8 steps: its QAT
-    # outputs and gradients are exactly 0. Learnt (or pretrained) scales are ~0.1-1.
-    for layer in model.layers:
-        if layer.name.endswith("layer_scale"):
-            layer.set_weights([np.full(w.shape, 0.5, "float32") for w in layer.get_weights()])
+    if name == "mobilenet_v4_hybrid":
+        images = _data(name, model)[0]
+        for layer in model.layers:
+            if layer.name.endswith("layer_scale"):
+                layer.set_weights([np.full(w.shape, 0.5, "float32") for w in layer.get_weights()])
+    else:
+        rng = np.random.default_rng(1)
+        images = rng.uniform(0.0, 255.0, (CALIBRATION_IMAGES, SIZE, SIZE, 3)).astype("float32")
+        reestimate_batch_norm(model, images, batch_size=CALIBRATION_IMAGES)
     return quantization.quantize_model(model, calibration_data=images)
 
 
