@@ -116,3 +116,18 @@ def test_zoo_speed_measures_ours_beside_keras_applications(capsys):
         script.main(["--variants", "mobilenet_v9"])
     assert exit_info.value.code == 2
     assert "no zoo variant matches 'mobilenet_v9'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.end_to_end
+def test_grouped_conv_benchmark_times_shufflenet_fit_steps_in_turn(capsys):
+    from keras_mobilenets.layers.grouped_conv import grouped_kernel
+
+    script = helpers.load_script(helpers.REPO / "benchmarks" / "grouped_conv.py")
+    ratios = script.time_models(rounds=2, batch=2, size=32, steps=1)
+    assert sorted(ratios) == [1, 3, 8]
+    assert ratios[1] == [1.0, 1.0]  # each round's g = 1 step is its own reference
+    assert all(len(ratios[g]) == 2 and min(ratios[g]) > 0 for g in (3, 8))
+    printed = capsys.readouterr().out
+    assert f"grouped kernel: {grouped_kernel()}" in printed
+    assert "ratio to g=1 (min-max)" in printed
