@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_mobilenets import detection, models, quantization, segmentation
 from keras_mobilenets.training import reestimate_batch_norm
+from tests.helpers import random_images
 
 SIZE, HEAD_SIZE, CLASSES, BATCH = 32, 64, 4, 4
 #: Images the QAT models' batch-norm statistics and quantizer ranges are estimated on.
@@ -85,8 +86,7 @@ def _build(name, qat):
     model = {**CLASSIFIERS, **HEADS}[name]()
     if not qat:
         return model
-    rng = np.random.default_rng(1)
-    images = rng.uniform(0.0, 255.0, (CALIBRATION_IMAGES, SIZE, SIZE, 3)).astype("float32")
+    images = random_images((SIZE, SIZE, 3), batch=CALIBRATION_IMAGES, seed=1)
     reestimate_batch_norm(model, images, batch_size=CALIBRATION_IMAGES)
     return quantization.quantize_model(model, calibration_data=images)
 

@@ -43,8 +43,9 @@ KERNELS = ("native", "split")
 def native_grouped_gradient_supported():
     """Whether this TensorFlow computes the gradient of a grouped convolution on the CPU.
 
-    Runs the gradient of one tiny grouped convolution on ``/CPU:0``, eagerly, once per
-    process (about a millisecond; later calls return the cached answer). True where
+    Calls TensorFlow's two convolution backprop kernels (input and filter) for one tiny
+    grouped convolution on ``/CPU:0``, eagerly, once per process (about a millisecond;
+    later calls return the cached answer). True where
     TensorFlow's oneDNN kernels are on, False with its Eigen kernels. The CPU decides for
     every device: a model built on a GPU machine may still run its steps on the CPU.
 
@@ -120,10 +121,11 @@ class Conv2D(keras.layers.Conv2D):
         if not tensorflow_grouped:
             return super().convolution_op(inputs, kernel)
         if grouped_kernel() == "native":
-            return self._native(inputs, kernel)
+            return self._convolve(inputs, kernel)  # the whole grouped convolution at once
         return self._split(inputs, kernel)
 
-    def _native(self, inputs, kernel):
+    def _convolve(self, inputs, kernel):
+        """TensorFlow's convolution with this layer's strides, padding and dilation."""
         import tensorflow as tf
 
         return tf.nn.convolution(
@@ -138,12 +140,7 @@ class Conv2D(keras.layers.Conv2D):
                     tf.split(kernel, self.groups, axis=-1))
         pointwise = (tuple(self.kernel_size) == (1, 1) and tuple(self.strides) == (1, 1))
         if not pointwise:
-            return tf.concat([
-                tf.nn.convolution(x, k, strides=list(self.strides),
-                                  padding=self.padding.upper(),
-                                  dilations=list(self.dilation_rate))
-                for x, k in pairs
-            ], axis=-1)
+            return tf.concat([self._convolve(x, k) for x, k in pairs], axis=-1)
         # A 1x1 convolution with stride 1 is a matmul over the pixels (padding and
         # dilation change nothing): Eigen's matmul and its gradient are faster than its
         # 1x1 convolution's.
