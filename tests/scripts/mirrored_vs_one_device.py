@@ -30,13 +30,13 @@ def train(strategy, synchronized):
     global initial
     with strategy.scope():
         model = keras_mobilenets.MobileNetV3Small(
-            input_shape=(32, 32, 3), alpha=0.35, minimalistic=True, classes=5,
+            input_shape=(32, 32, 3), alpha=0.35, minimalistic=False, classes=5,
             dropout_rate=0.0, weights=None)
         initial = model.get_weights() if initial is None else initial
         model.set_weights(initial)
         if synchronized:
             model = synchronize_batch_norm(model)
-        model.compile(keras.optimizers.SGD(1e-3), "sparse_categorical_crossentropy")
+        model.compile(keras.optimizers.SGD(3e-3), "sparse_categorical_crossentropy")
     start = np.concatenate([np.ravel(v.numpy()) for v in model.trainable_weights])
     losses = model.fit(data, epochs=1, verbose=0).history["loss"]  # 4 steps
     weights = np.concatenate([np.ravel(v.numpy()) for v in model.trainable_weights])
