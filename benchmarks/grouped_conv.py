@@ -15,9 +15,9 @@ kernel, and checks each against the first:
 - ``block_diagonal``: one dense 1x1 convolution with a block-diagonal kernel (g x MACs).
 
 Part 2 times training steps of ShuffleNet 1.0x with g = 1, 3, 8 (equal multiply-adds)
-through ``fit`` with ``compile()``'s defaults (SGD, batch 16, 160x160), the three models in
-turn, and prints g = 3 / g = 1 and g = 8 / g = 1 per round (median and spread), once with
-TensorFlow's oneDNN kernels off and once on (``TF_ENABLE_ONEDNN_OPTS=0`` / ``=1``, a child
+through ``fit`` with ``compile()``'s defaults (SGD, batch 16, 160x160; an epoch of 10 steps
+per model and round), the three models in turn, and prints g = 3 / g = 1 and g = 8 / g = 1
+per round (median and spread), once with TensorFlow's oneDNN kernels off and once on (``TF_ENABLE_ONEDNN_OPTS=0`` / ``=1``, a child
 process each; ``--onednn current`` times this process only).
 
 Part 3 (``--profile``) says where a training step's time goes: TensorFlow's profiler over
@@ -28,7 +28,7 @@ rest), then forward + backward of Keras' ``BatchNormalization`` against TensorFl
 batch-norm kernel at ShuffleNet shapes.
 
 Usage:
-    python benchmarks/grouped_conv.py [--repeats 5] [--rounds 7] [--skip-layers] [--skip-models]
+    python benchmarks/grouped_conv.py [--repeats 5] [--rounds 7] [--steps 10] [--skip-layers] [--skip-models]
     python benchmarks/grouped_conv.py --skip-layers --skip-models --profile
 """
 
@@ -153,7 +153,7 @@ def fit_step_ms(model, images, labels, steps):
     return (time.perf_counter() - start) * 1000.0 / steps
 
 
-def time_models(rounds, groups=(1, 3, 8), batch=16, size=160, steps=3):
+def time_models(rounds, groups=(1, 3, 8), batch=16, size=160, steps=10):
     """ShuffleNet 1.0x training steps through ``fit``, g = 1, 3, 8 in turn.
 
     Each model is compiled with ``compile()``'s defaults (only the optimizer and loss
@@ -196,12 +196,12 @@ def onednn_on():
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def time_models_both_onednn_settings(rounds):
+def time_models_both_onednn_settings(rounds, steps):
     """``time_models`` in a child process per ``TF_ENABLE_ONEDNN_OPTS`` setting (0, 1)."""
     for setting in ("0", "1"):
         env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=setting)
         subprocess.run([sys.executable, __file__, "--skip-layers", "--rounds", str(rounds),
-                        "--onednn", "current"], env=env, check=True)
+                        "--steps", str(steps), "--onednn", "current"], env=env, check=True)
 
 
 # Op types of Keras 3's BatchNormalization in training (moments, normalisation, gradients);
@@ -293,6 +293,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=7,
                         help="rounds of the fit timing (each times every groups once)")
+    parser.add_argument("--steps", type=int, default=10,
+                        help="training steps (batches) in each model's fit epoch of a round")
     parser.add_argument("--onednn", choices=("both", "current"), default="both",
                         help="time the models with TF_ENABLE_ONEDNN_OPTS=0 and =1 (each in a "
                              "child process), or in this process as it is")
@@ -307,9 +309,9 @@ def main():
         time_layers(args.repeats)
     if not args.skip_models:
         if args.onednn == "both":
-            time_models_both_onednn_settings(args.rounds)
+            time_models_both_onednn_settings(args.rounds, args.steps)
         else:
-            time_models(args.rounds)
+            time_models(args.rounds, steps=args.steps)
     if args.profile:
         profile_models(args.repeats)
         profile_batch_norm(max(args.repeats, 20))
