@@ -179,7 +179,9 @@ def synchronize_batch_norm(model, names=None):
         names = {layer.name for layer in norms}
     if isinstance(model, keras.Model):
         return _synchronized_keras3(model, names)
-    return _synchronized_qat(model, names)
+    from keras_mobilenets.quantization.batch_norm import synchronized_qat_copy
+
+    return synchronized_qat_copy(model, names)
 
 
 def _synchronized_keras3(model, names):
@@ -205,38 +207,12 @@ def _synchronized_keras3(model, names):
     return copy
 
 
-def _synchronized_qat(model, names):
-    """Rebuilds a tf_keras (QAT) model with synchronized, unfused chosen batch norms."""
-    from keras_mobilenets.quantization import configs
-    from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
-
-    if not isinstance(model, tf_keras.Model):
-        raise ValueError(
-            "synchronize_batch_norm expects a Keras 3 model or a tf_keras QAT model, got "
-            f"{type(model).__name__}."
-        )
-
-    def clone(layer):
-        inner = getattr(layer, "layer", layer)
-        config = layer.get_config()
-        if isinstance(inner, tf_keras.layers.BatchNormalization) and inner.name in names:
-            inner_config = config["layer"]["config"] if inner is not layer else config
-            inner_config.update(synchronized=True, fused=False)
-        return type(layer).from_config(config)
-
-    with tfmot_keras.quantize_scope(configs.custom_objects()):
-        copy = tf_keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def _batch_norms(model):
     """BatchNormalization layers of a Keras 3 model or of a tf_keras (QAT) model."""
     from keras_mobilenets.training import batch_norm_layers
 
     if isinstance(model, keras.Model):
         return batch_norm_layers(model)
-    from keras_mobilenets.quantization._tf_keras import tf_keras
+    from keras_mobilenets.quantization.batch_norm import qat_batch_norms
 
-    layers = [getattr(layer, "layer", layer) for layer in model.layers]  # QAT wrappers
-    return [layer for layer in layers if isinstance(layer, tf_keras.layers.BatchNormalization)]
+    return qat_batch_norms(model)

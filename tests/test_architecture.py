@@ -1,5 +1,6 @@
-"""The package's shape: no import circles, no import of the package top from inside, small
-modules. Read from the source with ``ast`` (function-level imports count too)."""
+"""The package's shape: imports run down the layers only, no import circles, no import of
+the package top from inside, small modules. Read from the source with ``ast``
+(function-level imports count too)."""
 
 import ast
 import pathlib
@@ -93,3 +94,63 @@ def test_no_import_circle():
 def test_modules_stay_small(name):
     lines = len(MODULES[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines (at most {MAX_LINES})"
+
+
+#: The package's top-level modules and subpackages, from the bottom layer up. A module may
+#: import from its own unit and from units of lower layers only. The package top (the
+#: public API, which gathers everything) is not in the table.
+LAYERS = (
+    ("_checks",),
+    ("registry", "results", "training", "imagenet", "photos", "plotting", "profiling",
+     "specs", "layers", "datasets"),
+    ("blocks", "weights"),
+    ("backbone",),
+    ("models", "export"),
+    ("detection", "segmentation", "quantization", "zoo"),
+    ("distribute",),
+    ("finetune",),
+    ("demo",),
+    ("cli",),
+    ("__main__",),
+)
+LAYER_OF = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
+
+
+def unit_of(module):
+    """The top-level unit of a package module: ``keras_mobilenets.export.tflite`` -> ``export``."""
+    return module.split(".")[1]
+
+
+def imports_up_the_layers(graph):
+    """``(module, imported module)`` pairs whose import goes to a unit of the same layer
+    (another unit) or of a higher one."""
+    found = []
+    for name, (targets, _) in graph.items():
+        if name == "keras_mobilenets":
+            continue
+        for target in targets:
+            if target == "keras_mobilenets" or unit_of(target) == unit_of(name):
+                continue
+            if LAYER_OF[unit_of(target)] >= LAYER_OF[unit_of(name)]:
+                found.append((name, target))
+    return sorted(found)
+
+
+def test_every_unit_has_a_layer():
+    units = {unit_of(name) for name in MODULES if name != "keras_mobilenets"}
+    assert units == set(LAYER_OF), (
+        f"add to LAYERS: {sorted(units - set(LAYER_OF))}; "
+        f"gone: {sorted(set(LAYER_OF) - units)}")
+
+
+def test_imports_run_down_the_layers():
+    offenders = imports_up_the_layers(GRAPH)
+    assert not offenders, "imports up (or across) the layers: " + ", ".join(
+        f"{name} -> {target}" for name, target in offenders)
+
+
+def test_an_import_up_the_layers_is_found():
+    # The check itself: quantization importing distribute (one layer up) is reported.
+    graph = {"keras_mobilenets.quantization.api": ({"keras_mobilenets.distribute"}, False)}
+    assert imports_up_the_layers(graph) == [
+        ("keras_mobilenets.quantization.api", "keras_mobilenets.distribute")]

@@ -196,3 +196,10 @@ def test_qat_models_keep_synchronized_batch_norms():
                                qat(batch, training=False).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match=r"`names` has no BatchNormalization layer .*'conv'"):
         distribute.synchronize_batch_norm(model, names=["conv"])
+
+
+def test_synchronize_batch_norm_refuses_what_is_no_model():
+    pytest.importorskip("tensorflow_model_optimization")
+    with pytest.raises(ValueError, match="expects a Keras 3 model or a tf_keras QAT model, "
+                                         "got list"):
+        distribute.synchronize_batch_norm([1, 2])

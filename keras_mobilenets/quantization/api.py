@@ -57,9 +57,9 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
         >>> qat.compile("adam", "sparse_categorical_crossentropy")
     """
     _checks.require_tensorflow_backend("quantization.quantize_model")
-    from keras_mobilenets.distribute import synchronize_batch_norm
     from keras_mobilenets.export.validate import check_finite_weights
     from keras_mobilenets.quantization import calibration, configs, translate
+    from keras_mobilenets.quantization.batch_norm import synchronized_qat_copy
     from keras_mobilenets.quantization._tf_keras import tf_keras, tfmot_keras
     from keras_mobilenets.training import batch_norm_layers
 
@@ -98,7 +98,7 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
     # it: rebuild those wrappers with it.
     synchronized = [layer.name for layer in batch_norm_layers(model) if layer.synchronized]
     if synchronized:
-        qat_model = synchronize_batch_norm(qat_model, names=synchronized)
+        qat_model = synchronized_qat_copy(qat_model, synchronized)
     if calibration_data is not None:
         calibration.run_calibration(qat_model, calibration_data, calibration_batch_size,
                                     argument="calibration_data")
