@@ -1,4 +1,4 @@
-"""The model zoo tables (command line, docs page, README), generated from the registry.
+"""The model zoo tables (command line, docs page, README's short one), generated from the registry.
 
 Every row is an entry of :mod:`keras_mobilenets.registry`; this module only measures the
 variants and formats the tables. ``VARIANTS``, ``Variant`` and ``get`` are the registry's
@@ -136,6 +136,46 @@ def model_table_markdown(measurements=None, progress=False):
 
 
 #: Licence note per checkpoint source (the project that publishes the files).
+def builder_table_markdown(measurements=None, progress=False):
+    """The model table in short (markdown, the README's): one row per builder.
+
+    Each row gives the builder, its registry variants, the range of their parameters and
+    multiply-adds at 224x224 (measured) and the best published ImageNet top-1 among them;
+    :func:`model_table_markdown` has every variant.
+
+    Args:
+        measurements: As for :func:`model_table_markdown` (None: measure every variant).
+        progress: Show a progress bar while measuring.
+
+    Example:
+        >>> print(builder_table_markdown())
+    """
+    if measurements is None:
+        measurements = measure_all(progress=progress)
+    variants = registry.entries()
+    if len(measurements) != len(variants):
+        raise ValueError(f"`measurements` must have one entry per variant ({len(variants)}), "
+                         f"got {len(measurements)}.")
+    rows = {}
+    for variant, measured in zip(variants, measurements):
+        rows.setdefault(variant.builder, []).append((variant, measured))
+    lines = ["| builder | variants | params (M) | MACs at 224 (M) | best ImageNet top-1 (%) |",
+             "|---|---:|---:|---:|---:|"]
+    for builder, members in rows.items():
+        params = [measured.params / 1e6 for _, measured in members]
+        macs = [measured.macs / 1e6 for _, measured in members]
+        top1 = [variant.top1 for variant, _ in members if variant.top1 is not None]
+        best = f"{max(top1):g}" if top1 else "—"
+        lines.append(f"| `{builder}` | {len(members)} | {_span(params, '.1f')} "
+                     f"| {_span(macs, '.0f')} | {best} |")
+    return "\n".join(lines)
+
+
+def _span(values, spec):
+    low, high = format(min(values), spec), format(max(values), spec)
+    return low if low == high else f"{low}–{high}"
+
+
 LICENCES = {
     "keras.applications": "Apache-2.0 (keras-applications)",
     "torchvision": "BSD-3-Clause (torchvision); the training data's terms apply",

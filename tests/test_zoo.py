@@ -45,10 +45,22 @@ def test_model_zoo_page_and_readme_table_are_the_generated_ones(measurements, mo
     assert page == zoo.model_zoo_markdown(measurements), (
         "docs/model_zoo.md is out of date: keras-mobilenets models --markdown > docs/model_zoo.md"
     )
-    table = zoo.model_table_markdown(measurements)
+    assert zoo.model_table_markdown(measurements) in page
+    table = zoo.builder_table_markdown(measurements)
     assert table in (REPO / "README.md").read_text(), (
-        "README.md's model table is out of date: copy it from docs/model_zoo.md"
+        "README.md's model table is out of date: print zoo.builder_table_markdown() into it"
     )
+    # One row per builder, its variants counted and its ranges spanning theirs.
+    rows = [line.strip("| ").split(" | ") for line in table.splitlines()[2:]]
+    by_builder = {}
+    for variant, measured in zip(zoo.VARIANTS, measurements):
+        by_builder.setdefault(variant.builder, []).append(measured.params / 1e6)
+    assert [row[0].strip("`") for row in rows] == list(by_builder)
+    for row in rows:
+        params = by_builder[row[0].strip("`")]
+        assert int(row[1]) == len(params)
+        assert row[2].split("–")[0] == f"{min(params):.1f}"
+        assert row[2].split("–")[-1] == f"{max(params):.1f}"
     # The command prints the page (measuring again: reuse the measurements here).
     monkeypatch.setattr(zoo, "measure_all", lambda *args, **kwargs: measurements)
     assert cli.main(["models", "--markdown"]) == 0
