@@ -40,6 +40,7 @@ from keras_mobilenets.export.int8_rewrite import (
     rewrite_int8_for_xnnpack,
 )
 from keras_mobilenets.export.rewrite import HARD_SWISH_MODES, rewrite_int8_hard_swish
+from keras_mobilenets.layers import grouped_conv
 
 logger = logging.getLogger(__name__)
 
@@ -318,7 +319,10 @@ def to_tflite(
         value_range = imagenet.expected_input_range(model)
         _check_representative_data(representative_data, expected_shape, value_range)
 
-    with tempfile.TemporaryDirectory(prefix="keras_mobilenets_export_") as export_dir:
+    # The file's ops must not depend on this machine's TensorFlow kernels: grouped
+    # convolutions are traced (and converted) as TensorFlow's one native op.
+    with (tempfile.TemporaryDirectory(prefix="keras_mobilenets_export_") as export_dir,
+          grouped_conv.exporting()):
         if tf_keras_model:
             converter = _tf_keras_converter(model, postprocess)
         else:

@@ -24,6 +24,11 @@ Both give the same outputs and gradients up to float32 rounding;
 ``benchmarks/grouped_conv.py`` measures them against other formulations and times
 ShuffleNet training steps with each.
 
+An exported file must not depend on the machine that wrote it: exporters trace the model
+inside ``exporting()``, where every grouped convolution is TensorFlow's one native op
+(the converters never run TensorFlow's kernels, and need no gradient), so a ShuffleNet's
+TFLite file has the same ops with oneDNN on or off.
+
 The class is called ``Conv2D`` on purpose: Keras 3 ``.weights.h5`` files key each layer by
 its snake-cased class name and rank (``layers/conv2d_7``), so only this name lets files
 written by builders that used ``keras.layers.Conv2D`` load into ShuffleNets that use this
@@ -31,12 +36,16 @@ layer (and back). It is registered as ``keras_mobilenets>Conv2D``; ``.keras`` fi
 the two apart.
 """
 
+import contextlib
+import contextvars
 import functools
 
 import keras
 
 #: The two kernels ``Conv2D`` chooses between (see the module docstring).
 KERNELS = ("native", "split")
+
+_EXPORTING = contextvars.ContextVar("keras_mobilenets_grouped_conv_exporting", default=False)
 
 
 @functools.cache
@@ -75,14 +84,41 @@ def native_grouped_gradient_supported():
     return True
 
 
+@contextlib.contextmanager
+def exporting():
+    """Trace grouped convolutions as TensorFlow's native op, for a file converter.
+
+    Inside this context ``grouped_kernel()`` is ``"native"`` on every machine, so a graph
+    traced for export (TFLite, ONNX) holds one grouped ``Conv2D`` op per layer whatever
+    TensorFlow's CPU kernels are. Only for graphs that a converter reads without running
+    them in TensorFlow or taking their gradient: TensorFlow's Eigen kernels have no
+    gradient for that op.
+
+    Example:
+        >>> with exporting():
+        ...     grouped_kernel()
+        'native'
+    """
+    token = _EXPORTING.set(True)
+    try:
+        yield
+    finally:
+        _EXPORTING.reset(token)
+
+
 def grouped_kernel():
     """The kernel ``Conv2D`` runs for ``groups > 1`` on TensorFlow: ``"native"`` or ``"split"``.
+
+    ``"native"`` where this TensorFlow has the native op's CPU gradient, or inside
+    ``exporting()``; ``"split"`` otherwise.
 
     Example:
         >>> grouped_kernel() in KERNELS
         True
     """
-    return "native" if native_grouped_gradient_supported() else "split"
+    if _EXPORTING.get() or native_grouped_gradient_supported():
+        return "native"
+    return "split"
 
 
 @keras.saving.register_keras_serializable(package="keras_mobilenets")

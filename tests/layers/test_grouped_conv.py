@@ -128,3 +128,39 @@ def test_indivisible_channels_are_a_value_error():
         GroupedConv2D(10, 1, groups=3)
     with pytest.raises(ValueError, match="groups"):
         GroupedConv2D(9, 1, groups=3)(np.zeros((1, 2, 2, 4), "float32"))
+
+
+def _forward_op_types(layer, shape):
+    graph = tf.function(lambda x: layer(x)).get_concrete_function(
+        tf.TensorSpec(shape, "float32")).graph
+    return sorted(op.type for op in graph.get_operations()
+                  if op.type not in ("Placeholder", "IdentityN", "Identity", "NoOp"))
+
+
+@pytest.mark.parametrize("filters, kernel_size, kwargs", LAYER_CASES[:4])
+def test_exporting_traces_the_native_op_where_training_splits(
+        monkeypatch, filters, kernel_size, kwargs):
+    # A machine without the native gradient (Eigen) trains with per-group ops, but what
+    # it exports must be the same graph as on a oneDNN machine: one grouped Conv2D.
+    monkeypatch.setattr(grouped_conv, "native_grouped_gradient_supported", lambda: False)
+    ours, _ = _pair(filters, kernel_size, **kwargs)
+    training_ops = _forward_op_types(ours, (2, 9, 9, 12))
+    with grouped_conv.exporting():
+        exported_ops = _forward_op_types(ours, (2, 9, 9, 12))
+    assert training_ops.count("Conv2D") + training_ops.count("MatMul") == kwargs["groups"]
+    assert exported_ops.count("Conv2D") == 1 and "MatMul" not in exported_ops
+    assert grouped_conv.grouped_kernel() == "split"  # the context is left
+
+
+def test_both_kernels_convert_to_the_same_tflite_ops(monkeypatch):
+    from keras_mobilenets import export
+
+    inputs = keras.Input((8, 8, 12))
+    outputs = GroupedConv2D(24, 1, groups=3)(inputs)
+    model = keras.Model(inputs, GroupedConv2D(6, 3, groups=3, padding="same")(outputs))
+    histograms = {}
+    for supported in (True, False):
+        monkeypatch.setattr(grouped_conv, "native_grouped_gradient_supported",
+                            lambda supported=supported: supported)
+        histograms[supported] = export.op_histogram(export.to_tflite(model))
+    assert histograms[False] == histograms[True] == {"CONV_2D": 2}
