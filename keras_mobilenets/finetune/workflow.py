@@ -201,7 +201,7 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
         ptq_path: Path of a post-training int8 file written beside a QAT one.
         strategy: A ``tf.distribute`` strategy (None: the current one).
         callbacks: More Keras callbacks for the float phases.
-        verbose: 1 shows Keras progress bars.
+        verbose: 1 shows Keras progress bars, 2 one plain line per epoch.
         checkpoints: Keep a checkpoint per epoch and resume from them.
 
     Returns:
@@ -351,8 +351,9 @@ def run_finetune(data_dir=None, output_dir=DEFAULT_OUTPUT_DIR, config=None, expo
         shapes_images: Number of shapes images when ``data_dir`` is None.
         callbacks: More Keras callbacks for the float phases' ``fit`` (tf_keras callbacks
             under a multi-worker strategy).
-        verbose: 1 shows Keras progress bars (and the file check's on a terminal), 0 is
-            silent (steps are logged with ``logging`` at INFO level).
+        verbose: 1 shows Keras progress bars (and the file check's on a terminal), 2 one
+            plain line per epoch (for a file or a pipe), 0 is silent (steps are logged with
+            ``logging`` at INFO level).
         strict: Stop before training if a file of ``data_dir`` cannot be used as an
             image, instead of skipping it.
 
