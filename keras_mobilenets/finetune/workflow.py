@@ -22,7 +22,6 @@ import logging
 import os
 import sys
 import time
-import warnings
 from typing import Optional
 
 import keras
@@ -280,9 +279,7 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
         phases["qat"] = fit_phase(qat_model, train, data.validation, epochs=config.qat_epochs,
                                   learning_rate=config.qat_learning_rate, name="qat", **common)
         files["qat_model"] = os.path.join(output_dir, "qat_model.h5")
-        with warnings.catch_warnings():  # tf_keras calls .h5 "legacy"; QAT models need it
-            warnings.filterwarnings("ignore", message="You are saving your model as an HDF5")
-            save_qat_model(qat_model, files["qat_model"])
+        save_qat_model(qat_model, files["qat_model"])
 
     split = "validation" if data.validation is not None else "training"
     steps.say("evaluate", "evaluating on the %s images%s", split,
