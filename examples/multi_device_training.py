@@ -41,6 +41,11 @@ import sys
 
 SMOKE = os.environ.get("KERAS_MOBILENETS_SMOKE") == "1"
 
+# TensorFlow's own log lines off (TF_CPP_MIN_LOG_LEVEL=0 in the environment shows them): the
+# level must be set before TensorFlow is imported, and keras_mobilenets, imported first,
+# drops the lines TensorFlow prints before it reads it (see keras_mobilenets.quiet).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -71,6 +76,8 @@ def parse_arguments(argv=None):
 
 def main(argv=None):
     args = parse_arguments(argv)
+    from keras_mobilenets import quiet  # first: it imports TensorFlow
+
     import tensorflow as tf
 
     devices = None
@@ -101,7 +108,7 @@ def main(argv=None):
     )
     result = finetune.run_finetune(
         args.data_dir, output_dir=args.output_dir, config=config, strategy=strategy,
-        shapes_images=40 if SMOKE else 1000, verbose=2 if SMOKE else 1,
+        shapes_images=40 if SMOKE else 1000, verbose=quiet.progress_verbosity(),
     )
     for name, phase in result.phases.items():
         if phase.history:

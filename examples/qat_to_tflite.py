@@ -25,6 +25,11 @@ import sys
 
 SMOKE = os.environ.get("KERAS_MOBILENETS_SMOKE") == "1"
 
+# TensorFlow's own log lines off (TF_CPP_MIN_LOG_LEVEL=0 in the environment shows them): the
+# level must be set before TensorFlow is imported, and keras_mobilenets, imported first,
+# drops the lines TensorFlow prints before it reads it (see keras_mobilenets.quiet).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -50,7 +55,7 @@ def float_model(args):
     """The float classifier and its data folder: loaded, or fine-tuned here first."""
     import keras
 
-    from keras_mobilenets import finetune
+    from keras_mobilenets import finetune, quiet
 
     if args.model is not None:
         return keras.saving.load_model(args.model), args.data_dir
@@ -63,13 +68,13 @@ def float_model(args):
     )
     folder = os.path.join(args.output_dir, "float")
     result = finetune.run_finetune(None, folder, config, shapes_images=40 if SMOKE else 2000,
-                                   verbose=2)
+                                   verbose=quiet.progress_verbosity())
     return result.model, os.path.join(folder, "shapes_images")
 
 
 def main(argv=None):
     args = parse_arguments(argv)
-    from keras_mobilenets import export, finetune, quantization
+    from keras_mobilenets import export, finetune, quantization, quiet  # before keras
     from keras_mobilenets.export import compare
 
     os.makedirs(args.output_dir, exist_ok=True)
@@ -86,7 +91,8 @@ def main(argv=None):
 
     print(f"[2/5] QAT fine-tuning for {args.qat_epochs} epoch(s); .h5 round trip")
     finetune.fit_phase(qat, train, val, epochs=args.qat_epochs,
-                       learning_rate=args.learning_rate, name="qat", verbose=2)
+                       learning_rate=args.learning_rate, name="qat",
+                       verbose=quiet.progress_verbosity())
     path = os.path.join(args.output_dir, "qat_model.h5")
     quantization.save_qat_model(qat, path)
     qat = quantization.load_qat_model(path)

@@ -24,7 +24,12 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's own log lines off (TF_CPP_MIN_LOG_LEVEL=0 in the environment shows them): the
+# level must be set before TensorFlow is imported, and keras_mobilenets, imported first,
+# drops the lines TensorFlow prints before it reads it (see keras_mobilenets.quiet).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from keras_mobilenets import quiet  # noqa: E402  (first: it imports TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -229,7 +234,7 @@ def main(argv=None):
             parser.add_argument(flag, type=type(value), default=value,
                                 help=f"(default: {value})")
     config = Config(**vars(parser.parse_args(argv)))
-    result = run(config, verbose=1 if sys.stdout.isatty() else 2)
+    result = run(config, verbose=quiet.progress_verbosity())  # plain lines unless a terminal
     print(f"\nLR-ASPP on shapes, {config.image_size}x{config.image_size}, "
           f"{config.test_images} held-out images ({result.seconds:.0f} s in all)")
     print(result.table())

@@ -30,11 +30,18 @@ import os
 import sys
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
+# TensorFlow's own log lines off (TF_CPP_MIN_LOG_LEVEL=0 in the environment shows them): the
+# level must be set before TensorFlow is imported, and keras_mobilenets, imported first,
+# drops the lines TensorFlow prints before it reads it (see keras_mobilenets.quiet).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from keras_mobilenets import detection, export, plotting, training
+import keras_mobilenets  # noqa: E402, F401  (first: it imports TensorFlow)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_mobilenets import detection, export, plotting, training  # noqa: E402
 from keras_mobilenets import results as run_results
 from keras_mobilenets.datasets import shapes
 

@@ -9,43 +9,49 @@ Example:
 
 __version__ = "0.1.0"
 
-from keras_mobilenets import (
-    datasets,
-    detection,
-    distribute,
-    export,
-    finetune,
-    layers,
-    profiling,
-    quantization,
-    segmentation,
-    specs,
-    training,
-    weights,
-    zoo,
-)
-from keras_mobilenets.backbone import StrideEndpoint, stride_endpoints
-from keras_mobilenets.layers import (
-    GELU,
-    ChannelShuffle,
-    ChannelSplit,
-    HardSigmoid,
-    HardSwish,
-    MultiQueryAttention,
-)
-from keras_mobilenets.models import (
-    MobileNet,
-    MobileNetV2,
-    MobileNetV3Large,
-    MobileNetV3Small,
-    MobileNetV4ConvLarge,
-    MobileNetV4ConvMedium,
-    MobileNetV4ConvSmall,
-    MobileNetV4HybridLarge,
-    MobileNetV4HybridMedium,
-    ShuffleNet,
-    ShuffleNetV2,
-)
+from keras_mobilenets import quiet
+
+# First, before TensorFlow is imported: the `keras-mobilenets` command is quiet unless
+# --verbose; TensorFlow's start-up lines below TF_CPP_MIN_LOG_LEVEL are dropped.
+quiet.quiet_command_line()
+with quiet.native_log_filter():
+    from keras_mobilenets import (
+        datasets,
+        detection,
+        distribute,
+        export,
+        finetune,
+        layers,
+        profiling,
+        quantization,
+        segmentation,
+        specs,
+        training,
+        weights,
+        zoo,
+    )
+    from keras_mobilenets.backbone import StrideEndpoint, stride_endpoints
+    from keras_mobilenets.layers import (
+        GELU,
+        ChannelShuffle,
+        ChannelSplit,
+        HardSigmoid,
+        HardSwish,
+        MultiQueryAttention,
+    )
+    from keras_mobilenets.models import (
+        MobileNet,
+        MobileNetV2,
+        MobileNetV3Large,
+        MobileNetV3Small,
+        MobileNetV4ConvLarge,
+        MobileNetV4ConvMedium,
+        MobileNetV4ConvSmall,
+        MobileNetV4HybridLarge,
+        MobileNetV4HybridMedium,
+        ShuffleNet,
+        ShuffleNetV2,
+    )
 
 __all__ = [
     "ChannelShuffle",
@@ -74,6 +80,7 @@ __all__ = [
     "layers",
     "profiling",
     "quantization",
+    "quiet",
     "segmentation",
     "specs",
     "stride_endpoints",

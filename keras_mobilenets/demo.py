@@ -113,7 +113,8 @@ def run_demo(
         qat_epochs: Quantization-aware fine-tuning epochs (>= 1).
         batch_size: Batch size (>= 1).
         alpha: Width multiplier of MobileNetV3Small.
-        verbose: 1 shows Keras progress bars and step messages, 0 is silent.
+        verbose: 1 shows Keras progress bars and step messages, 2 the step messages and one
+            plain line per epoch (for a file or a pipe), 0 is silent.
         seed: Seed of the data, the initialization and the training order; the same seed
             gives the same numbers on one machine.
         command: The command line to record in ``output_dir/results.json`` (None: the

@@ -9,12 +9,16 @@ Commands:
              quantization-aware, and export int8 TFLite (see ``finetune --help``).
     detect   detect COCO objects in an image with torchvision's SSDLite (converted).
     segment  segment an image into Pascal VOC classes with torchvision's LR-ASPP.
+
+TensorFlow's and LiteRT's own log lines are off unless ``--verbose`` (before or after the
+command) or ``TF_CPP_MIN_LOG_LEVEL`` is set (see ``keras_mobilenets.quiet``): the package
+sets it when it is imported by this command, before TensorFlow is.
 """
 
 import argparse
-import os
 import sys
 
+from keras_mobilenets import quiet
 from keras_mobilenets.cli import inspect_models, pretrained, training
 from keras_mobilenets.cli.inspect_models import models_table, predict_image
 
@@ -30,6 +34,10 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+VERBOSE_HELP = ("show TensorFlow's and LiteRT's own log lines (off by default; a "
+                f"{quiet.LEVEL_VARIABLE} you set is kept)")
+
+
 def build_parser():
     """The argument parser of the ``keras-mobilenets`` command."""
     parser = argparse.ArgumentParser(
@@ -37,16 +45,23 @@ def build_parser():
         description="MobileNet V1/V2/V3/V4 and ShuffleNet for Keras 3: build, train, quantize, "
                     "export.",
     )
+    parser.add_argument(quiet.VERBOSE_OPTION, action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
     inspect_models.add_parsers(commands)
     training.add_parsers(commands)
     pretrained.add_parsers(commands)
+    for command in commands.choices.values():  # also after the command (SUPPRESS: no reset)
+        command.add_argument(quiet.VERBOSE_OPTION, action="store_true",
+                             default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
 def main(argv=None):
-    """Entry point of the ``keras-mobilenets`` console script."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Entry point of the ``keras-mobilenets`` console script.
+
+    ``--verbose`` acts when the package is imported by the command, before TensorFlow is
+    (``quiet.quiet_command_line``); called from Python, ``main`` changes no environment.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by the demo

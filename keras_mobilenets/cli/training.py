@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from keras_mobilenets import _checks
+from keras_mobilenets import _checks, quiet
 from keras_mobilenets.cli.arguments import (
     fraction,
     int_at_least,
@@ -29,6 +29,7 @@ def demo_command(args):
             train_images=args.train_images, test_images=args.test_images, epochs=args.epochs,
             qat_epochs=args.qat_epochs, batch_size=args.batch_size, alpha=args.alpha,
             seed=args.seed, command=command_line("keras-mobilenets", args.argv),
+            verbose=quiet.progress_verbosity(),  # plain lines when not on a terminal
         )
     except _checks.BackendError as error:  # QAT and TFLite: refused before any data
         print(f"keras-mobilenets demo: error: {error} `keras-mobilenets finetune` trains "
@@ -132,6 +133,7 @@ def _finetune(args, parser):
             result = finetune.run_finetune(
                 args.data_dir, output_dir=args.output_dir, config=config, export=args.export,
                 strategy=strategy, shapes_images=args.shapes_images, strict=args.strict,
+                verbose=quiet.progress_verbosity(),  # plain lines when not on a terminal
             )
     except (ValueError, OSError) as error:
         print(f"keras-mobilenets finetune: error: {error}", file=sys.stderr)

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from keras_mobilenets import quiet
 from keras_mobilenets.export._litert import import_litert
 
 
@@ -120,10 +121,11 @@ def non_delegated_ops(model_or_bytes, num_threads=1):
         >>> ops = [row["op"] for row in non_delegated_ops(int8_bytes)]  # e.g. SOFTMAX
     """
     interpreter_module = import_litert("interpreter")
-    interpreter = interpreter_module.Interpreter(
-        model_content=flatbuffer_bytes(model_or_bytes), num_threads=num_threads
-    )
-    interpreter.allocate_tensors()
+    with quiet.native_log_filter():  # LiteRT's "INFO: Created ... XNNPACK delegate" line
+        interpreter = interpreter_module.Interpreter(
+            model_content=flatbuffer_bytes(model_or_bytes), num_threads=num_threads
+        )
+        interpreter.allocate_tensors()
     # The interpreter's node list (a private but long-standing API): the file's ops, then
     # one DELEGATE node per delegated partition.
     nodes = interpreter._get_ops_details()

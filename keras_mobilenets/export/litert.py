@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_mobilenets import _checks
+from keras_mobilenets import _checks, quiet
 from keras_mobilenets.export import delegation, report
 from keras_mobilenets.export._litert import import_litert
 
@@ -60,10 +60,11 @@ class LiteRTModel:
             )
         self.model_content = delegation.flatbuffer_bytes(model)
         self.num_threads = num_threads
-        self._interpreter = interpreter_module.Interpreter(
-            model_content=self.model_content, num_threads=num_threads
-        )
-        self._interpreter.allocate_tensors()
+        with quiet.native_log_filter():  # LiteRT's "INFO: Created ... XNNPACK delegate" line
+            self._interpreter = interpreter_module.Interpreter(
+                model_content=self.model_content, num_threads=num_threads
+            )
+            self._interpreter.allocate_tensors()
 
     @property
     def input_details(self):

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_mobilenets import _checks, imagenet
+from keras_mobilenets import _checks, imagenet, quiet
 from keras_mobilenets.export import delegation, validate
 from keras_mobilenets.export.int8_rewrite import (
     DEFAULT_REWRITES,
@@ -348,7 +348,8 @@ def to_tflite(
                     representative_data, expected_shape, value_range, data_errors
                 )
         try:
-            flatbuffer = converter.convert()
+            with quiet.native_log_filter():  # the calibration's "fully_quantize: ..." line
+                flatbuffer = converter.convert()
         except Exception:
             if data_errors:  # a bad element: our message, not the converter's trace
                 raise data_errors[0] from None

@@ -107,7 +107,7 @@ def fit_phase(model, train_data, validation_data=None, *, epochs, learning_rate,
             re-estimated before each validation and after the phase (for a model whose
             batch norms train; Keras 3 models only).
         callbacks: More callbacks for ``fit`` (of the model's library).
-        verbose: ``fit`` verbosity (1: progress bars).
+        verbose: ``fit`` verbosity (1: progress bars, 2: one plain line per epoch).
         strategy: The ``tf.distribute`` strategy to train under (None: the one the model
             was built under).
 

@@ -22,7 +22,6 @@ import logging
 import os
 import sys
 import time
-import warnings
 from typing import Optional
 
 import keras
@@ -201,7 +200,7 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
         ptq_path: Path of a post-training int8 file written beside a QAT one.
         strategy: A ``tf.distribute`` strategy (None: the current one).
         callbacks: More Keras callbacks for the float phases.
-        verbose: 1 shows Keras progress bars.
+        verbose: 1 shows Keras progress bars, 2 one plain line per epoch.
         checkpoints: Keep a checkpoint per epoch and resume from them.
 
     Returns:
@@ -280,9 +279,7 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
         phases["qat"] = fit_phase(qat_model, train, data.validation, epochs=config.qat_epochs,
                                   learning_rate=config.qat_learning_rate, name="qat", **common)
         files["qat_model"] = os.path.join(output_dir, "qat_model.h5")
-        with warnings.catch_warnings():  # tf_keras calls .h5 "legacy"; QAT models need it
-            warnings.filterwarnings("ignore", message="You are saving your model as an HDF5")
-            save_qat_model(qat_model, files["qat_model"])
+        save_qat_model(qat_model, files["qat_model"])
 
     split = "validation" if data.validation is not None else "training"
     steps.say("evaluate", "evaluating on the %s images%s", split,
@@ -351,8 +348,9 @@ def run_finetune(data_dir=None, output_dir=DEFAULT_OUTPUT_DIR, config=None, expo
         shapes_images: Number of shapes images when ``data_dir`` is None.
         callbacks: More Keras callbacks for the float phases' ``fit`` (tf_keras callbacks
             under a multi-worker strategy).
-        verbose: 1 shows Keras progress bars (and the file check's on a terminal), 0 is
-            silent (steps are logged with ``logging`` at INFO level).
+        verbose: 1 shows Keras progress bars (and the file check's on a terminal), 2 one
+            plain line per epoch (for a file or a pipe), 0 is silent (steps are logged with
+            ``logging`` at INFO level).
         strict: Stop before training if a file of ``data_dir`` cannot be used as an
             image, instead of skipping it.
 

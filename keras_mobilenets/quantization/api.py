@@ -5,6 +5,7 @@ tf_keras and tfmot are imported inside the functions, so importing this module (
 """
 
 import os
+import warnings
 
 import numpy as np
 
@@ -160,7 +161,9 @@ def save_qat_model(model, path):
             "save_qat_model expects the tf_keras model returned by quantize_model, got "
             f"{type(model).__name__}."
         )
-    model.save(path)
+    with warnings.catch_warnings():  # tf_keras recommends its .keras format, refused above
+        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5")
+        model.save(path)
 
 
 def load_qat_model(path, compile=True):
