@@ -23,21 +23,76 @@ import sys
 RESULTS_FILE = "results.json"
 
 
-def _cpu_model():
-    # platform.processor() is often just the architecture on Linux; /proc/cpuinfo names
-    # the processor.
+#: The CPU features (Linux /proc/cpuinfo flag names) that decide TensorFlow's default
+#: kernels (oneDNN on x86 with AVX-512 VNNI/BF16 or AMX) and int8 speed: x86 AVX2/FMA,
+#: AVX-512, AVX-512 VNNI, AVX-VNNI, AVX-512 BF16, AMX; ARM dot product and int8 matmul.
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                "amx_int8", "asimddp", "i8mm")
+
+
+def _cpuinfo_field(names):
+    """The first ``/proc/cpuinfo`` value whose key (lower case) is in ``names``, else None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if key.strip().lower() in names:
+                    return value.strip()
     except OSError:
         pass
     return None
 
 
+def _cpu_model():
+    # platform.processor() is often just the architecture on Linux; /proc/cpuinfo names
+    # the processor.
+    return _cpuinfo_field(("model name",))
+
+
+def cpu_features():
+    """The :data:`CPU_FEATURES` this CPU has (Linux), in that order; None where unknown.
+
+    Example:
+        >>> set(cpu_features() or ()) <= set(CPU_FEATURES)
+        True
+    """
+    flags = _cpuinfo_field(("flags", "features"))  # x86, ARM
+    if flags is None:
+        return None
+    present = set(flags.split())
+    return [feature for feature in CPU_FEATURES if feature in present]
+
+
+def onednn_enabled():
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process, or None if unknown.
+
+    On by default only on x86 CPUs with AVX-512 VNNI/BF16 or AMX; ``TF_ENABLE_ONEDNN_OPTS``
+    (``1`` / ``0``) overrides. Read from TensorFlow's own answer (``IsMklEnabled``).
+
+    Example:
+        >>> onednn_enabled() in (True, False, None)
+        True
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def _version(distribution):
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def machine():
-    """A description of this machine: processor, CPU counts, OS, Python, TF and Keras.
+    """A description of this machine: processor and the CPU features that decide kernel
+    choice and int8 speed, CPU counts, OS, Python, TensorFlow (and whether its oneDNN kernels
+    are on), Keras and LiteRT.
 
     Example:
         >>> machine()["cpu_count"]
@@ -50,12 +105,15 @@ def machine():
     return {
         "processor": platform.processor() or platform.machine(),
         "cpu_model": _cpu_model(),
+        "cpu_features": cpu_features(),
         "cpu_count": os.cpu_count(),
         "usable_cpus": usable,
         "system": platform.platform(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
+        "onednn": onednn_enabled(),
         "keras": keras.__version__,
+        "litert": _version("ai-edge-litert"),
     }
 
 
