@@ -108,19 +108,13 @@ def model_table_markdown(measurements=None, progress=False):
     Example:
         >>> print(model_table_markdown())  # keras-mobilenets models --markdown
     """
-    if measurements is None:
-        measurements = measure_all(progress=progress)
-    variants = registry.entries()
-    if len(measurements) != len(variants):
-        raise ValueError(f"`measurements` must have one entry per variant ({len(variants)}), "
-                         f"got {len(measurements)}.")
     lines = [
         "| variant | builder call | params | trainable params | MACs at 224 (M) "
         "| reference params | reference MACs (M) | ImageNet weights (input sizes) "
         "| top-1 (%) |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for variant, measured in zip(variants, measurements):
+    for variant, measured in _measured_variants(measurements, progress):
         arguments = ", ".join(f"{key}={value!r}" for key, value in variant.kwargs.items())
         sizes = variant.imagenet_input_sizes
         reference_macs = "—" if variant.macs_millions is None else f"{variant.macs_millions:g}"
@@ -135,7 +129,17 @@ def model_table_markdown(measurements=None, progress=False):
     return "\n".join(lines)
 
 
-#: Licence note per checkpoint source (the project that publishes the files).
+def _measured_variants(measurements, progress):
+    """``(registry entry, profile)`` pairs of every variant; measures them when None."""
+    if measurements is None:
+        measurements = measure_all(progress=progress)
+    variants = registry.entries()
+    if len(measurements) != len(variants):
+        raise ValueError(f"`measurements` must have one entry per variant ({len(variants)}), "
+                         f"got {len(measurements)}.")
+    return list(zip(variants, measurements))
+
+
 def builder_table_markdown(measurements=None, progress=False):
     """The model table in short (markdown, the README's): one row per builder.
 
@@ -150,14 +154,8 @@ def builder_table_markdown(measurements=None, progress=False):
     Example:
         >>> print(builder_table_markdown())
     """
-    if measurements is None:
-        measurements = measure_all(progress=progress)
-    variants = registry.entries()
-    if len(measurements) != len(variants):
-        raise ValueError(f"`measurements` must have one entry per variant ({len(variants)}), "
-                         f"got {len(measurements)}.")
     rows = {}
-    for variant, measured in zip(variants, measurements):
+    for variant, measured in _measured_variants(measurements, progress):
         rows.setdefault(variant.builder, []).append((variant, measured))
     lines = ["| builder | variants | params (M) | MACs at 224 (M) | best ImageNet top-1 (%) |",
              "|---|---:|---:|---:|---:|"]
@@ -176,6 +174,7 @@ def _span(values, spec):
     return low if low == high else f"{low}–{high}"
 
 
+#: Licence note per checkpoint source (the project that publishes the files).
 LICENCES = {
     "keras.applications": "Apache-2.0 (keras-applications)",
     "torchvision": "BSD-3-Clause (torchvision); the training data's terms apply",
