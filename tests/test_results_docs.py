@@ -21,7 +21,7 @@ render = helpers.load_script(helpers.REPO / "tools" / "render_results.py")
 
 
 def _record_files():
-    return sorted(RESULTS_DIR.glob("*/seed*.json"))
+    return sorted([*RESULTS_DIR.glob("*/seed*.json"), *RESULTS_DIR.glob("*/*/seed*.json")])
 
 
 def test_pages_hold_exactly_the_rendered_blocks():
@@ -45,7 +45,7 @@ def test_every_record_names_its_seed_command_and_machine():
     assert files
     for path in files:
         record = json.loads(path.read_text())
-        assert record["name"] == path.parent.name, path
+        assert record["name"] == path.relative_to(RESULTS_DIR).parts[0], path
         assert path.name == f"seed{record['seed']}.json", path
         assert isinstance(record["seed"], int) and record["seed"] >= 0
         command = record["command"]
@@ -85,6 +85,29 @@ def test_written_results_render(tmp_path):
     assert "TensorFlow " in block and "run time 10 s (10–11 s)" in block
     page = f"before\n{render.BEGIN.format(name='demo')}\nstale\n{render.END.format(name='demo')}\n"
     assert render.rendered_text(page, str(tmp_path)) == f"before\n{block}\n"
+
+
+def test_each_machine_has_its_table_under_one_intro(tmp_path):
+    settings = dict(image_size=64, train_images=6000, test_images=1000, epochs=6,
+                    qat_epochs=1, batch_size=32, alpha=1.0)
+    for folder, onednn, latency in (("a_onednn_on", True, 0.2), ("b_onednn_off", False, 0.3)):
+        for seed in (0, 1):
+            path = results.write_results(
+                tmp_path / "run", "demo", seed, f"keras-mobilenets demo --seed {seed}",
+                [{"name": "TFLite int8 (QAT)", "accuracy": 0.9, "agreement": 0.99,
+                  "size_kib": 1.0, "latency_ms": latency + seed / 10}],
+                settings=settings, seconds=100.0)
+            record = json.loads(open(path).read())
+            record["machine"]["onednn"] = onednn
+            (tmp_path / "demo" / folder).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "demo" / folder / f"seed{seed}.json").write_text(json.dumps(record))
+    block = render.render("demo", str(tmp_path))
+    assert block.count("MobileNetV3Small (alpha 1) from random weights") == 1
+    tables = block.split("| model |")[1:]
+    assert len(tables) == 2
+    assert "| 0.250 (0.200–0.300) |" in tables[0] and "(oneDNN on)" in tables[0]
+    assert "| 0.350 (0.300–0.400) |" in tables[1] and "(oneDNN off)" in tables[1]
+    assert "oneDNN off" not in tables[0]
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -3,9 +3,11 @@
 ``docs/results/<name>/seed<k>.json`` are the ``results.json`` files that
 ``keras-mobilenets demo`` (name ``demo``), ``examples/train_ssdlite_shapes.py``
 (``ssdlite_shapes``) and ``examples/train_lraspp_shapes.py`` (``lraspp_shapes``) wrote,
-one per seed. This script renders one markdown block per name (the table, with the mean
-and the min–max over the seeds where there are several; the commands; the machine) and
-writes it between the markers::
+one per seed; runs on several machines (or TensorFlow kernel settings) go to one folder
+each, ``docs/results/<name>/<machine>/seed<k>.json``. This script renders one markdown
+block per name (per machine: the table, with the mean and the min–max over the seeds where
+there are several; the commands; the machine and its run time) and writes it between the
+markers::
 
     <!-- results:NAME begin ... -->
     ...
@@ -19,8 +21,8 @@ Usage (from the repository root)::
     python tools/render_results.py          # rewrite the blocks
     python tools/render_results.py --check  # exit 1 if a block differs from the JSON files
 
-After a new run: copy its ``results.json`` to ``docs/results/<name>/seed<k>.json`` and
-rerun this script.
+After a new run: copy its ``results.json`` to ``docs/results/<name>/[<machine>/]seed<k>.json``
+and rerun this script.
 """
 
 import argparse
@@ -43,19 +45,32 @@ _BLOCK = re.compile(
     re.DOTALL)
 
 
+def record_files(name, results_dir=RESULTS_DIR):
+    """``{machine folder: [path, ...]}`` of ``name``'s ``seed*.json`` files (folder ``""``
+    for files directly in ``results_dir/name``), folders in alphabetical order."""
+    folders = {}
+    for pattern in ("seed*.json", os.path.join("*", "seed*.json")):
+        for path in sorted(glob.glob(os.path.join(results_dir, name, pattern))):
+            folder = os.path.relpath(os.path.dirname(path), os.path.join(results_dir, name))
+            folders.setdefault("" if folder == "." else folder, []).append(path)
+    return dict(sorted(folders.items()))
+
+
 def load(name, results_dir=RESULTS_DIR):
-    """The records of ``results_dir/name/seed*.json``, by increasing seed."""
-    records = []
-    for path in glob.glob(os.path.join(results_dir, name, "seed*.json")):
-        with open(path) as f:
-            records.append(json.load(f))
-    return sorted(records, key=lambda record: record["seed"])
+    """The records of ``name``: one list per machine folder, each by increasing seed."""
+    groups = []
+    for paths in record_files(name, results_dir).values():
+        records = []
+        for path in paths:
+            with open(path) as f:
+                records.append(json.load(f))
+        groups.append(sorted(records, key=lambda record: record["seed"]))
+    return groups
 
 
 def names(results_dir=RESULTS_DIR):
     """The result names: the folders of ``results_dir`` holding ``seed*.json`` files."""
-    return sorted(name for name in os.listdir(results_dir)
-                  if glob.glob(os.path.join(results_dir, name, "seed*.json")))
+    return sorted(name for name in os.listdir(results_dir) if record_files(name, results_dir))
 
 
 def spread(values, fmt, scale=1.0, suffix=""):
@@ -104,8 +119,15 @@ def _machine(records):
         cpus = f"{m['cpu_count']} CPUs"
         if m.get("usable_cpus") not in (None, m["cpu_count"]):
             cpus = f"{m['usable_cpus']} of {m['cpu_count']} CPUs usable"
+        if m.get("cpu_features"):
+            cpus += "; " + ", ".join(feature.upper() for feature in m["cpu_features"])
+        tensorflow = f"TensorFlow {m['tensorflow']}"
+        if m.get("onednn") is not None:
+            tensorflow += f" (oneDNN {'on' if m['onednn'] else 'off'})"
         text = (f"{m.get('cpu_model') or m['processor']} ({cpus}), {m['system']}, "
-                f"Python {m['python']}, TensorFlow {m['tensorflow']}, Keras {m['keras']}")
+                f"Python {m['python']}, {tensorflow}, Keras {m['keras']}")
+        if m.get("litert"):
+            text += f", LiteRT {m['litert']}"
         if text not in machines:
             machines.append(text)
     return "; ".join(machines)
@@ -141,7 +163,7 @@ def _demo(records):
              f"{_count(settings['qat_epochs'], 'QAT epoch')}, {settings['test_images']:,} "
              "held-out images; 'agreement' is top-1 agreement with the Keras model each file "
              "was made from; latency: LiteRT, 2 threads, median of one image:")
-    return [intro, "", *lines, "", *_footer(records)]
+    return [intro], lines
 
 
 def _ssdlite(records):
@@ -165,7 +187,7 @@ def _ssdlite(records):
         + f"{spread([r['tflite_kib'] for r in records], ',.0f', suffix=' KiB')}, "
         f"{spread([r['latency_ms'] for r in records], '.2f', suffix=' ms')} per image with "
         "LiteRT.")
-    return [intro, "", *lines, "", details, "", *_footer(records)]
+    return [intro], [*lines, "", details]
 
 
 def _lraspp(records):
@@ -191,19 +213,27 @@ def _lraspp(records):
             ops = records[0]["int8_ops"]
             lines += ["", f"The int8 file has {sum(ops.values())} ops ("
                       + ", ".join(f"{op} {count}" for op, count in ops.items()) + ")."]
-    return [intro, "", *lines, "", *_footer(records)]
+    return [intro], lines
 
 
+#: ``name -> renderer(records)``: the records of one machine in, ``(intro lines, table
+#: lines)`` out; ``render`` adds the commands, run time and machine under each table.
 RENDERERS = {"demo": _demo, "ssdlite_shapes": _ssdlite, "lraspp_shapes": _lraspp}
 
 
 def render(name, results_dir=RESULTS_DIR):
     """The block of ``name`` (markers included) from its JSON files."""
-    records = load(name, results_dir)
-    if not records:
+    groups = load(name, results_dir)
+    if not groups:
         raise ValueError(f"no results in {os.path.join(results_dir, name)}")
-    body = RENDERERS[name](records)
-    return "\n".join([BEGIN.format(name=name), *body, END.format(name=name)])
+    body, intros = [], []
+    for records in groups:  # one machine (or kernel setting) each
+        intro, table = RENDERERS[name](records)
+        if intro not in intros:  # said once when the runs' settings agree
+            intros.append(intro)
+            body += [*intro, ""]
+        body += [*table, "", *_footer(records), ""]
+    return "\n".join([BEGIN.format(name=name), *body[:-1], END.format(name=name)])
 
 
 def blocks(text):
