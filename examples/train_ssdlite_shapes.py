@@ -72,6 +72,8 @@ class Config:
     verbose: int = 2
     seed: int = 0
     output_dir: str = os.path.join("keras_mobilenets_runs", "ssdlite_shapes")
+    figure_images: int = 6  # held-out images drawn in int8_detections.png
+    figure_colors: int = 0  # 0: full colour; 2-256: a palette PNG (the README's picture)
 
 
 # Smoke: 64x64 images and one extra block (at 64 pixels the maps after the stride-32 one
@@ -180,16 +182,17 @@ def run(config=Config()):
         "train_seconds": train_seconds,
         "seconds": time.perf_counter() - start,
         "flatbuffer": flatbuffer,
-        "images": test_x[:6],
-        "detections": {k: v[:6] for k, v in tflite.items()},
-        "ground_truth": {k: v[:6] for k, v in test_y.items()},
+        "images": test_x[:config.figure_images],
+        "detections": {k: v[:config.figure_images] for k, v in tflite.items()},
+        "ground_truth": {k: v[:config.figure_images] for k, v in test_y.items()},
     }
 
 
-def draw_detections(images, detections, path, ground_truth=None):
+def draw_detections(images, detections, path, ground_truth=None, colors=None):
     """Saves image | detections (| ground truth), one row per image: boxes in their class
-    colours with names and scores, and a legend of the class colours."""
-    colors = plotting.class_colors(shapes.NUM_CLASSES + 1)[1:] / 255.0  # no background
+    colours with names and scores, and a legend of the class colours (``colors``: see
+    ``plotting.save_comparison``)."""
+    class_colors = plotting.class_colors(shapes.NUM_CLASSES + 1)[1:] / 255.0  # no background
 
     def boxes_drawer(found, scores=True):
         from matplotlib.patches import Rectangle
@@ -200,12 +203,12 @@ def draw_detections(images, detections, path, ground_truth=None):
                     continue
                 x1, y1, x2, y2 = box
                 axis.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, linewidth=2,
-                                         color=colors[label]))
+                                         color=class_colors[label]))
                 text = shapes.CLASS_NAMES[label]
                 if scores:
                     text += f" {found['scores'][index][k]:.2f}"
                 axis.text(x1, y1, text, color="white", fontsize=7, verticalalignment="bottom",
-                          backgroundcolor=colors[label])
+                          backgroundcolor=class_colors[label])
 
         return draw
 
@@ -214,7 +217,7 @@ def draw_detections(images, detections, path, ground_truth=None):
     if ground_truth is not None:
         panels.append(("ground truth", images, boxes_drawer(ground_truth, scores=False)))
     return plotting.save_comparison(
-        panels, path, legend=list(zip(shapes.CLASS_NAMES, colors)))
+        panels, path, legend=list(zip(shapes.CLASS_NAMES, class_colors)), colors=colors)
 
 
 def table(results):
@@ -251,7 +254,13 @@ def parse_config(argv=None):
         else:
             parser.add_argument(flag, type=type(value), default=value,
                                 help=f"(default: {value})")
-    return dataclasses.replace(defaults, **vars(parser.parse_args(argv)))
+    config = dataclasses.replace(defaults, **vars(parser.parse_args(argv)))
+    if config.figure_images < 1:
+        parser.error(f"--figure-images must be at least 1, got {config.figure_images}")
+    if config.figure_colors and not 2 <= config.figure_colors <= 256:
+        parser.error("--figure-colors must be 0 (full colour) or in [2, 256], got "
+                     f"{config.figure_colors}")
+    return config
 
 
 def main(argv=None):
@@ -268,7 +277,8 @@ def main(argv=None):
     print(f"int8 detector written to {path}")
     figure = draw_detections(results["images"], results["detections"],
                              os.path.join(config.output_dir, "int8_detections.png"),
-                             ground_truth=results["ground_truth"])
+                             ground_truth=results["ground_truth"],
+                             colors=config.figure_colors or None)
     print(f"int8 detections drawn on held-out images: {figure}")
     path = write_results(config, results, argv)
     print(f"Figures, seed, command and machine: {path}")

@@ -100,7 +100,7 @@ def masks_to_rgb(masks, num_classes):
     return class_colors(num_classes)[masks]
 
 
-def save_comparison(panels, path, legend=None, dpi=80):
+def save_comparison(panels, path, legend=None, dpi=80, colors=None):
     """Saves one row per image with one panel per column, e.g. image | prediction | truth.
 
     Args:
@@ -111,12 +111,15 @@ def save_comparison(panels, path, legend=None, dpi=80):
         legend: Optional ``[(class name, RGB colour)]`` shown under the panels (colours
             as uint8 triples or floats in [0, 1]).
         dpi: Resolution of the saved file.
+        colors: None for full colour, or an int in [2, 256]: a PNG with a palette of at
+            most that many colours (a fraction of the size, for documentation pages).
 
     Returns:
         ``path``.
 
     Raises:
-        ValueError: If ``panels`` is empty or its image batches differ in length.
+        ValueError: If ``panels`` is empty or its image batches differ in length, or
+            ``colors`` is not None or an int in [2, 256].
 
     Example:
         >>> save_comparison([("image", x, None), ("prediction", masks_to_rgb(p, 4), None),
@@ -129,6 +132,7 @@ def save_comparison(panels, path, legend=None, dpi=80):
 
     if not panels:
         raise ValueError("`panels` must name at least one column, got none.")
+    _checks.check_int("colors", colors, minimum=2, maximum=256, allow_none=True)
     columns = [(title, _checked_images(f"panels[{title!r}]", images), draw)
                for title, images, draw in panels]
     count = len(columns[0][1])
@@ -156,5 +160,21 @@ def save_comparison(panels, path, legend=None, dpi=80):
         figure.tight_layout(rect=(0, 0.6 / figure.get_figheight(), 1, 1))
     else:
         figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
+    if colors is None:
+        figure.savefig(path, dpi=dpi)
+    else:
+        _save_with_palette(figure, path, dpi, colors)
     return path
+
+
+def _save_with_palette(figure, path, dpi, colors):
+    """Saves ``figure`` as a PNG with a palette of ``colors`` colours (no dithering)."""
+    import io
+
+    from PIL import Image  # comes with matplotlib
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=dpi, format="png")
+    buffer.seek(0)
+    image = Image.open(buffer).convert("RGB")
+    image.quantize(colors, dither=Image.Dither.NONE).save(path, format="png", optimize=True)

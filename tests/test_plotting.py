@@ -63,3 +63,24 @@ def test_comparison_has_a_row_per_image_a_column_per_panel_and_a_legend(tmp_path
         save_comparison([("a", images, None), ("b", images[:1], None)], str(tmp_path / "x.png"))
     with pytest.raises(ValueError, match=r"class indices in \[0, 3\), got values from 0 to 5"):
         masks_to_rgb(np.where(masks > 0, 5, 0), 3)
+
+
+def test_comparison_with_a_palette_is_smaller_and_keeps_the_picture(tmp_path):
+    from PIL import Image
+
+    from keras_mobilenets.plotting import save_comparison
+
+    noisy = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
+    panels = [("image", noisy, None), ("again", noisy, None)]
+    full = save_comparison(panels, str(tmp_path / "full.png"))
+    small = save_comparison(panels, str(tmp_path / "small.png"), colors=64)
+    with Image.open(full) as full_image, Image.open(small) as small_image:
+        assert small_image.mode == "P" and len(small_image.getcolors()) <= 64
+        assert small_image.size == full_image.size
+        difference = np.abs(np.asarray(small_image.convert("RGB"), "float32")
+                            - np.asarray(full_image.convert("RGB"), "float32"))
+    assert difference.mean() < 20  # the same picture, in fewer colours
+    assert (tmp_path / "small.png").stat().st_size < (tmp_path / "full.png").stat().st_size / 2
+    for bad in (1, 257, 2.5):
+        with pytest.raises(ValueError, match=rf"`colors`.*got {bad}"):
+            save_comparison(panels, str(tmp_path / "x.png"), colors=bad)

@@ -15,6 +15,7 @@ bar is 95%), so the smoke bar is 80%.
 import dataclasses
 import json
 import os
+import re
 import pathlib
 
 import numpy as np
@@ -83,11 +84,27 @@ def test_full_example_meets_the_detection_targets():
 
 def test_smoke_detections_are_drawn(smoke, tmp_path):
     script, results = smoke
-    assert results["images"].shape[0] == results["detections"]["boxes"].shape[0] > 0
+    assert (results["images"].shape[0] == results["detections"]["boxes"].shape[0]
+            == script.SMOKE.figure_images)
     path = script.draw_detections(results["images"], results["detections"],
                                   str(tmp_path / "detections.png"))
     with open(path, "rb") as figure:
         assert figure.read(8) == b"\x89PNG\r\n\x1a\n"
+    small = script.draw_detections(results["images"][:2], {
+        key: value[:2] for key, value in results["detections"].items()},
+        str(tmp_path / "small.png"), colors=64)
+    assert os.path.getsize(small) < os.path.getsize(path) / 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--figure-images", "0"], "--figure-images must be at least 1, got 0"),
+    (["--figure-colors", "1"], r"--figure-colors must be 0 \(full colour\) or in \[2, 256\], got 1"),
+])
+def test_bad_figure_flags_are_one_clear_error(argv, message, capsys):
+    script = helpers.load_script(SCRIPT)
+    with pytest.raises(SystemExit):
+        script.parse_config(argv)
+    assert re.search(message, capsys.readouterr().err)
 
 
 def test_results_json_names_the_figures_seed_command_and_machine(smoke, tmp_path):
