@@ -1,13 +1,16 @@
-"""TFLite export (float32 / float16 / dynamic / int8) and a LiteRT runner.
+"""TFLite export (float32 / float16 / dynamic / int8) and a LiteRT runner; ONNX export
+(float32 / int8) and an ONNX Runtime runner.
 
 ``to_tflite`` needs only TensorFlow; ``LiteRTModel`` and the op report need the optional
-LiteRT runtime (``pip install keras-mobilenets[tflite]``), imported on first use.
+LiteRT runtime (``pip install keras-mobilenets[tflite]``), ``to_onnx`` and ``OnnxModel``
+the ``onnx`` extra (onnx, onnxruntime, tf2onnx), each imported on first use.
 
 Example:
     >>> from keras_mobilenets import export
     >>> flatbuffer = export.to_tflite(model, "model.tflite")
     >>> export.LiteRTModel(flatbuffer).predict(images)
     >>> print(export.op_report(flatbuffer))
+    >>> export.OnnxModel(export.to_onnx(model, "model.onnx")).predict(images)
 """
 
 from keras_mobilenets.export.int8_rewrite import (
@@ -16,6 +19,8 @@ from keras_mobilenets.export.int8_rewrite import (
     rewrite_int8_for_xnnpack,
 )
 from keras_mobilenets.export.litert import Latency, LiteRTModel, latency_in_turn
+from keras_mobilenets.export.onnx import to_onnx
+from keras_mobilenets.export.onnx_runtime import OnnxModel
 from keras_mobilenets.export.report import (
     KERNEL_OPS,
     non_delegated_ops,
@@ -32,6 +37,7 @@ __all__ = [
     "KERNEL_OPS",
     "Latency",
     "LiteRTModel",
+    "OnnxModel",
     "QUANTIZATIONS",
     "REWRITES",
     "latency_in_turn",
@@ -41,5 +47,6 @@ __all__ = [
     "op_tensor_types",
     "rewrite_int8_for_xnnpack",
     "rewrite_int8_hard_swish",
+    "to_onnx",
     "to_tflite",
 ]

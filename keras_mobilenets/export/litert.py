@@ -20,6 +20,42 @@ class Latency(NamedTuple):
     runs: int
 
 
+def check_latency_runs(runs, warmup):
+    """Raises ``ValueError`` unless ``runs >= 1`` and ``warmup >= 0``."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"`runs` must be >= 1 and `warmup` >= 0, got {runs} and {warmup}.")
+
+
+def random_input(rng, shape, dtype):
+    """A random input of ``shape``: the whole range of an integer ``dtype``, [0, 1) floats."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    return rng.uniform(0.0, 1.0, shape).astype(dtype)
+
+
+def time_calls(call, runs, warmup):
+    """Times ``call()`` ``runs`` times after ``warmup`` untimed calls.
+
+    Returns:
+        A ``Latency(median_ms, p90_ms, runs)``.
+
+    Example:
+        >>> time_calls(interpreter.invoke, runs=20, warmup=2).median_ms
+        1.8
+    """
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000.0)
+    p90 = float(np.percentile(times, 90))
+    return Latency(median_ms=float(statistics.median(times)), p90_ms=p90, runs=runs)
+
+
 def _describe(detail):
     scale, zero_point = detail["quantization"]
     return {
@@ -173,26 +209,12 @@ class LiteRTModel:
             >>> LiteRTModel(flatbuffer).latency(runs=20).median_ms
             1.8
         """
-        if runs < 1 or warmup < 0:
-            raise ValueError(f"`runs` must be >= 1 and `warmup` >= 0, got {runs} and {warmup}.")
+        check_latency_runs(runs, warmup)
         rng = np.random.default_rng(seed)
         for detail in self._interpreter.get_input_details():
-            dtype = np.dtype(detail["dtype"])
-            if np.issubdtype(dtype, np.integer):
-                info = np.iinfo(dtype)
-                value = rng.integers(info.min, info.max, detail["shape"], endpoint=True)
-            else:
-                value = rng.uniform(0.0, 1.0, detail["shape"])
-            self._interpreter.set_tensor(detail["index"], value.astype(dtype))
-        for _ in range(warmup):
-            self._interpreter.invoke()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self._interpreter.invoke()
-            times.append((time.perf_counter() - start) * 1000.0)
-        p90 = float(np.percentile(times, 90))
-        return Latency(median_ms=float(statistics.median(times)), p90_ms=p90, runs=runs)
+            value = random_input(rng, detail["shape"], detail["dtype"])
+            self._interpreter.set_tensor(detail["index"], value)
+        return time_calls(self._interpreter.invoke, runs, warmup)
 
     def op_histogram(self):
         """``collections.Counter`` of op names in the main graph (see ``report.op_histogram``)."""

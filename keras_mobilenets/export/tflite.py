@@ -110,19 +110,20 @@ def _check_io_dtype(io_dtype, quantization):
     return _IO_DTYPES[name]
 
 
-def _fixed_input_specs(model):
-    """TensorSpecs with batch 1 and the model's spatial size; raises if a size is None."""
+def _fixed_input_specs(model, batch=1, file_kind="TFLite"):
+    """TensorSpecs with ``batch`` (None: any) and the model's spatial size; raises if a
+    size is None (the message names ``file_kind``)."""
     specs = []
     for tensor in model.inputs:
         shape = tuple(tensor.shape)
         if any(dim is None for dim in shape[1:]):
             raise ValueError(
-                f"TFLite export needs fixed input sizes, but model input {tensor.name!r} has "
+                f"{file_kind} export needs fixed input sizes, but model input {tensor.name!r} has "
                 f"shape {shape}. Build the model with a fixed `input_shape`, e.g. "
                 "MobileNetV3Small(input_shape=(224, 224, 3)), and copy the weights over "
                 "(`new.set_weights(model.get_weights())`)."
             )
-        specs.append(tf.TensorSpec((1, *shape[1:]), dtype=tensor.dtype, name=tensor.name))
+        specs.append(tf.TensorSpec((batch, *shape[1:]), dtype=tensor.dtype, name=tensor.name))
     return specs
 
 
