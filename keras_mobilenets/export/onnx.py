@@ -42,7 +42,12 @@ from keras_mobilenets import _checks, imagenet, quiet
 from keras_mobilenets.export import validate
 from keras_mobilenets.export._onnx import import_onnx_tool, quiet_tools
 from keras_mobilenets.export.onnx_runtime import OnnxModel
-from keras_mobilenets.export.tflite import _fixed_input_specs, _is_qat_model, _is_tf_keras_model
+from keras_mobilenets.export.tflite import (
+    _fixed_input_specs,
+    _is_qat_model,
+    _is_tf_keras_model,
+    write_file,
+)
 from keras_mobilenets.layers import grouped_conv
 
 logger = logging.getLogger(__name__)
@@ -50,29 +55,12 @@ logger = logging.getLogger(__name__)
 QUANTIZATIONS = (None, "int8")
 #: The oldest opset with per-channel QuantizeLinear/DequantizeLinear (an ``axis``).
 MIN_OPSET = 13
-#: Layers whose ops ONNX Runtime has no kernels for after tf2onnx's conversion.
-_UNSUPPORTED_LAYERS = {
-    "SSDPostprocess": (
-        "the post-processed SSDLite detector (detection.inference_model, with its "
-        "SSDPostprocess layer) cannot be exported to ONNX: export the SSDLite model's raw "
-        "outputs (the model SSDLite() returns) and decode them with "
-        "detection.SSDPostprocess in Keras."
-    ),
-}
 
 
 def _check_opset(opset, tf2onnx):
     newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
     if opset is not None:
         _checks.check_int("opset", opset, minimum=MIN_OPSET, maximum=newest)
-
-
-def _check_supported_layers(model):
-    """Raises ``NotImplementedError`` for a layer (at any depth) ONNX cannot hold."""
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        message = _UNSUPPORTED_LAYERS.get(type(layer).__name__)
-        if message:
-            raise NotImplementedError(f"Layer {layer.name!r}: {message}")
 
 
 def _convert(model, opset, tf2onnx):
@@ -137,7 +125,8 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
 
     Args:
         model: A Keras 3 model with fixed input sizes (any model of this package, with or
-            without a user's head: classifiers, backbones, SSDLite's raw outputs, LR-ASPP),
+            without a user's head: classifiers, backbones, SSDLite's raw outputs or its
+            post-processed detector from ``detection.inference_model``, LR-ASPP),
             or a tfmot QAT tf_keras model (``quantization.quantize_model``).
         path: Optional file to write (parent directories are created).
         quantization: None (float32) or "int8" (QuantizeLinear/DequantizeLinear around
@@ -164,8 +153,6 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
             (named: wrong shape, dtype, NaN or inf, values outside the model's range), a
             QAT model without "int8" or a float tf_keras model with "int8", a model input
             with an unknown spatial size, NaN or inf in the model's variables.
-        NotImplementedError: For a model holding SSDLite's post-processing
-            (``detection.inference_model``): export the raw outputs instead.
         RuntimeError: With another Keras backend than TensorFlow.
 
     Example:
@@ -206,8 +193,6 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
     elif calibration_data is not None:
         logger.warning("`calibration_data` is only used for quantization='int8' of a float "
                        "model; ignored.")
-    if not tf_keras_model:
-        _check_supported_layers(model)
     validate.check_finite_weights(model, "export")
 
     proto = _convert(model, opset, tf2onnx)
@@ -217,9 +202,5 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
     content = proto.SerializeToString()
     OnnxModel(content, num_threads=1)  # ONNX Runtime loads it (or raises)
     if path is not None:
-        directory = os.path.dirname(os.fspath(path))
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(content)
+        write_file(path, content)
     return content

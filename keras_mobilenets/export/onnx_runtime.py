@@ -112,7 +112,8 @@ class OnnxModel:
 
         Returns:
             A float32 array ``(batch, ...)``, or a list of them for several outputs (in
-            the file's output order).
+            the file's output order, named by ``output_details``); integer outputs (the
+            detector's labels and counts) keep their dtype.
 
         Raises:
             ValueError: If the model has several inputs, or ``images`` does not fit the
@@ -142,7 +143,8 @@ class OnnxModel:
         for start in range(0, len(x), chunk):
             outputs = self._session.run(None, {detail["name"]: x[start:start + chunk]})
             for result, output in zip(results, outputs):
-                result.append(np.asarray(output, dtype="float32"))
+                output = np.asarray(output)
+                result.append(output.astype("float32") if output.dtype.kind == "f" else output)
         arrays = [np.concatenate(result) if result else np.zeros((0,), "float32")
                   for result in results]
         return arrays[0] if len(arrays) == 1 else arrays

@@ -54,6 +54,15 @@ _QAT_LAYER_CLASSES = ("QuantizeLayer", "QuantizeWrapper", "QuantizeWrapperV2")
 _CHEAP_OUTPUT_OPS = ("SOFTMAX", "QUANTIZE", "DEQUANTIZE")
 
 
+def write_file(path, content):
+    """Writes the bytes ``content`` to ``path``, creating its parent directories."""
+    directory = os.path.dirname(os.fspath(path))
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(content)
+
+
 def _warn_non_delegated(flatbuffer):
     """Logs one warning listing the ops XNNPACK will not delegate (none: no warning)."""
     try:
@@ -372,9 +381,5 @@ def to_tflite(
     _warn_non_delegated(flatbuffer)
 
     if path is not None:
-        directory = os.path.dirname(os.fspath(path))
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(flatbuffer)
+        write_file(path, flatbuffer)
     return flatbuffer

@@ -71,9 +71,21 @@ def test_lraspp_logits_match_keras():
     _check_parity(model, (SIZE, SIZE, 3))
 
 
-def test_post_processed_detector_is_refused_with_the_fix():
+def test_post_processed_detector_gives_keras_detections():
+    """SSDPostprocess (decoding, per-class NMS, top-k) becomes ONNX NonMaxSuppression in a
+    Loop over the batch: the same detections as Keras."""
     model = detection.SSDLite("MobileNetV3Small", num_classes=5, input_shape=(96, 96, 3),
                               backbone_kwargs={"alpha": 0.35}, extra_channels=(32, 16, 16, 16))
-    detector = detection.inference_model(model)
-    with pytest.raises(NotImplementedError, match=r"export the SSDLite model's raw outputs"):
-        export.to_onnx(detector)
+    reestimate_batch_norm(model, random_images((96, 96, 3), batch=8, seed=5))
+    detector = detection.inference_model(model, score_threshold=0.0, max_detections=20)
+    images = random_images((96, 96, 3), batch=2, seed=1)
+    expected = detector.predict(images, verbose=0)
+    runner = export.OnnxModel(export.to_onnx(detector))
+    assert runner.op_histogram()["Loop"] == 1  # the per-image suppression
+    actual = dict(zip([d["name"] for d in runner.output_details], runner.predict(images)))
+    assert sorted(actual) == sorted(expected) == ["boxes", "labels", "num_detections", "scores"]
+    assert np.ptp(expected["scores"]) > 0.01  # distinct scores: the order is meaningful
+    np.testing.assert_array_equal(actual["labels"], expected["labels"])
+    np.testing.assert_array_equal(actual["num_detections"], expected["num_detections"])
+    np.testing.assert_allclose(actual["scores"], expected["scores"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(actual["boxes"], expected["boxes"], rtol=0, atol=1e-3)
