@@ -16,7 +16,7 @@ KERNEL_DEPENDENT_MODULES = (
     "quantization/test_quantize.py", "quantization/test_layers_and_io.py",
     "quantization/test_mobilenet_v4_qat.py", "test_finetune.py", "test_cli_finetune.py",
     "test_demo.py", "test_examples.py", "test_distribute.py", "detection/test_example.py",
-    "segmentation/test_example.py", "export/test_int8_rewrite.py",
+    "segmentation/test_example.py", "export/test_int8_rewrite.py", "export/test_onnx_int8.py",
 )
 _TESTS = pathlib.Path(__file__).parent
 
