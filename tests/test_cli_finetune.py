@@ -56,12 +56,39 @@ def test_finetune_trains_quantizes_exports_and_prints_the_table(tmp_path):
     assert kernels and all(row["input"] == row["output"] == "INT8" for row in kernels)
 
 
+@pytest.mark.slow
+@pytest.mark.end_to_end
+def test_finetune_exports_onnx_files_and_prints_their_rows(tmp_path):
+    pytest.importorskip("tf_keras")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    arguments = [a if a != "shapes_int8.tflite" else "shapes_int8.onnx" for a in END_TO_END]
+    process = helpers.run_python(["-m", "keras_mobilenets", *arguments], tmp_path)
+    out = process.stdout
+    assert process.returncode == 0, out[-3000:] + process.stderr[-5000:]
+    assert "Traceback" not in out + process.stderr
+    output = tmp_path / "run"
+    table = out[out.index("model   "):]
+    names = ("Keras float", "Keras QAT", "ONNX float32", "ONNX int8 (QAT)")
+    rows = {name: line.split()[len(name.split()):] for line in table.splitlines()
+            for name in names if line.startswith(name + " ")}
+    assert set(rows) == set(names), table
+    assert float(rows["ONNX float32"][1]) == 1.0  # agrees with the Keras model
+    assert float(rows["ONNX int8 (QAT)"][2]) < 0.6 * float(rows["ONNX float32"][2])
+    assert float(rows["ONNX int8 (QAT)"][3]) > 0  # a latency was measured
+    assert os.path.isfile(output / "model_float32.onnx")
+    runner = export.OnnxModel(output / "shapes_int8.onnx")
+    assert runner.op_histogram()["QuantizeLinear"] > 10
+    assert runner.optimized_op_histogram()["QLinearConv"] > 10
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["{missing}"], r"argument DATA_DIR: `data_dir` '.*missing' does not exist"),
     (["{one_class}"], r"argument DATA_DIR: .* must hold at least 2 class sub-folders, found 1"),
     (["--epochs", "-1"], r"argument --epochs: must be an int >= 0, got '-1'"),
     (["--image-size", "16"], r"argument --image-size: must be an int >= 32, got '16'"),
-    (["--export", "model.onnx"], r"argument --export: must be a path ending in .tflite"),
+    (["--export", "model.pb"],
+     r"argument --export: must be a path ending in .tflite or .onnx, got 'model.pb'"),
     (["--weights", "{missing}"],
      r"argument --weights: must be one of 'imagenet', 'imagenet_torchvision', 'none' or an"),
     (["--model", "ShuffleNetV2", "--alpha", "0.5"],

@@ -60,9 +60,11 @@ def weights(text):
     return text
 
 
-def tflite_path(text):
-    if not text.endswith(".tflite"):
-        raise argparse.ArgumentTypeError(f"must be a path ending in .tflite, got {text!r}")
+def export_path(text):
+    """A path ending in .tflite or .onnx (the kinds of file ``finetune --export`` writes)."""
+    if not text.endswith((".tflite", ".onnx")):
+        raise argparse.ArgumentTypeError(
+            f"must be a path ending in .tflite or .onnx, got {text!r}")
     return text
 
 

@@ -14,7 +14,7 @@ from keras_mobilenets.cli.arguments import (
     fraction,
     int_at_least,
     positive_float,
-    tflite_path,
+    export_path,
     weights,
 )
 
@@ -206,9 +206,10 @@ def _add_finetune_parser(commands):
     add("--qat-epochs", type=int_at_least(1), default=1, help="QAT epochs")
     add("--qat-learning-rate", type=positive_float, default=1e-5,
         help="initial learning rate of QAT")
-    add("--export", type=tflite_path, default=None, metavar="OUT.tflite",
-        help="write an int8 TFLite file (from the QAT model with --qat); a relative path "
-             "is inside --output-dir")
+    add("--export", type=export_path, default=None, metavar="OUT.tflite|OUT.onnx",
+        help="write an int8 TFLite file (.tflite, run with LiteRT) or ONNX file (.onnx, run "
+             "with ONNX Runtime), from the QAT model with --qat, else post-training, beside "
+             "a float32 one; a relative path is inside --output-dir")
     add("--output-dir", default=os.path.join("keras_mobilenets_runs", "finetune"),
         help="checkpoints, backups, model files, skipped-files report")
     add("--strict", action="store_true",
@@ -219,7 +220,7 @@ def _add_finetune_parser(commands):
         help="tf.distribute strategy ('default': one device)")
     add("--sync-batch-norm", action="store_true", help="batch statistics over all replicas")
     add("--latency-runs", type=int_at_least(1), default=50,
-        help="timed LiteRT invocations per TFLite file")
+        help="timed invocations per exported file (LiteRT or ONNX Runtime)")
     add("--seed", type=int_at_least(0), default=0,
         help="seed of the split, shuffling, augmentation and initialization")
     finetune.set_defaults(run=lambda args: _finetune(args, finetune))

@@ -1,4 +1,5 @@
-"""Side-by-side comparison of Keras models and their TFLite files: accuracy, size, latency.
+"""Side-by-side comparison of Keras models and their TFLite or ONNX files: accuracy, size,
+latency.
 
 The demo (``keras-mobilenets demo``) and the fine-tuning workflow
 (``keras-mobilenets finetune``) both end with such a table.
@@ -84,12 +85,48 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+#: The files a row can measure, by suffix, and what they are called.
+FILE_KINDS = {".tflite": "TFLite", ".onnx": "ONNX"}
+
+
+def kind_of(path):
+    """"TFLite" or "ONNX" for a path ending in .tflite or .onnx.
+
+    Raises:
+        ValueError: For another path.
+
+    Example:
+        >>> kind_of("run/model_int8.onnx")
+        'ONNX'
+    """
+    suffix = os.path.splitext(os.fspath(path))[1]
+    if suffix not in FILE_KINDS:
+        raise ValueError(f"Expected a path ending in {' or '.join(FILE_KINDS)}, got {path!r}.")
+    return FILE_KINDS[suffix]
+
+
+def runner_of(path, num_threads=2):
+    """A ``LiteRTModel`` for a .tflite path, an ``OnnxModel`` for an .onnx path.
+
+    Example:
+        >>> runner_of("model_int8.onnx").predict(images)
+    """
+    if kind_of(path) == "ONNX":
+        from keras_mobilenets.export.onnx_runtime import OnnxModel
+
+        return OnnxModel(path, num_threads=num_threads)
+    from keras_mobilenets.export.litert import LiteRTModel
+
+    return LiteRTModel(path, num_threads=num_threads)
+
+
 def tflite_row(name, path, images, labels, reference=None, latency_runs=100, num_threads=2):
-    """Runs a TFLite file with LiteRT on ``images`` and measures one comparison row.
+    """Runs a TFLite file with LiteRT (or an ONNX file with ONNX Runtime) on ``images`` and
+    measures one comparison row.
 
     Args:
         name: Name of the row.
-        path: The ``.tflite`` file.
+        path: The ``.tflite`` (or ``.onnx``) file.
         images: Float inputs ``(N, rows, cols, channels)`` in the range the model expects.
         labels: Integer labels ``(N,)``.
         reference: Optional scores ``(N, classes)`` of the model the file was made from,
@@ -102,15 +139,14 @@ def tflite_row(name, path, images, labels, reference=None, latency_runs=100, num
         ``(row, probabilities)``: the :class:`Row` and the file's float32 outputs.
 
     Raises:
-        ImportError: If ai-edge-litert is not installed.
+        ImportError: If ai-edge-litert (for .tflite) or onnxruntime (for .onnx) is not
+            installed.
 
     Example:
         >>> row, probs = tflite_row("TFLite int8", "model_int8.tflite", images, labels)
         >>> row.size_kib, row.latency_ms
     """
-    from keras_mobilenets.export.litert import LiteRTModel
-
-    runner = LiteRTModel(path, num_threads=num_threads)
+    runner = runner_of(path, num_threads=num_threads)
     probabilities = runner.predict(images)
     latency = runner.latency(runs=latency_runs, warmup=max(1, latency_runs // 10)).median_ms
     row = Row(

@@ -231,7 +231,7 @@ def check_backend(config, export=None, strategy=None):
     """
     if keras.backend.backend() == "tensorflow":
         return
-    names = {"qat": "qat=True", "export": "export (int8 TFLite)",
+    names = {"qat": "qat=True", "export": "export (int8 TFLite or ONNX)",
              "sync_batch_norm": "sync_batch_norm=True", "strategy": "a tf.distribute strategy"}
     used = [names[name] for name in tensorflow_only_settings(
         config, export, distributed=not _is_default_strategy(strategy))]

@@ -1,4 +1,5 @@
-"""The comparison at the end of a run: Keras models and their TFLite files side by side.
+"""The comparison at the end of a run: Keras models and their TFLite or ONNX files side by
+side.
 
 Example:
     >>> from keras_mobilenets.finetune import evaluation
@@ -18,14 +19,27 @@ from keras_mobilenets.imagenet import expected_input_range
 logger = logging.getLogger(__name__)
 
 
+def _export(kind, model, path, quantization=None, calibration=None):
+    """Writes ``model`` to ``path`` with ``export.to_tflite`` or ``export.to_onnx``."""
+    from keras_mobilenets import export as export_lib
+
+    if kind == "ONNX":
+        export_lib.to_onnx(model, path, quantization=quantization, calibration_data=calibration)
+    else:
+        export_lib.to_tflite(model, path, quantization=quantization,
+                             representative_data=calibration)
+
+
 def compare_models(model, images, labels, qat_model=None, int8_path=None, float32_path=None,
                    representative_data=None, batch_size=32, latency_runs=50, ptq_path=None):
-    """Accuracy of the Keras models and, with ``int8_path``, size and latency of TFLite files.
+    """Accuracy of the Keras models and, with ``int8_path``, size and latency of its files.
 
     Rows: "Keras float", "Keras QAT" (with ``qat_model``; agreement with the float model)
     and, with ``int8_path``, "TFLite float32" (written to ``float32_path`` when given) and
     "TFLite int8 (QAT)" (from ``qat_model``) or "TFLite int8 (post-training)" (from
-    ``model`` calibrated on ``representative_data``), run with LiteRT. With both a
+    ``model`` calibrated on ``representative_data``), run with LiteRT; for an ``.onnx``
+    ``int8_path`` the same rows called "ONNX ...", written with ``export.to_onnx`` and run
+    with ONNX Runtime (``float32_path`` and ``ptq_path`` of the same kind). With both a
     ``qat_model`` and ``ptq_path``, a post-training int8 file is written there too, for
     comparison (its row comes last).
 
@@ -34,16 +48,18 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
         images: Evaluation images (numpy, the model's input range).
         labels: Their integer labels.
         qat_model: Optional QAT model from ``quantization.quantize_model``.
-        int8_path: Path of the int8 ``.tflite`` file to write; None exports nothing.
-        float32_path: Path of the float32 ``.tflite`` file to write for comparison.
+        int8_path: Path of the int8 ``.tflite`` or ``.onnx`` file to write; None exports
+            nothing.
+        float32_path: Path of the float32 file to write for comparison.
         representative_data: Calibration images for post-training int8.
         batch_size: Batch size of the Keras predictions.
-        latency_runs: Timed LiteRT invocations per file.
+        latency_runs: Timed invocations per file.
         ptq_path: Path of a post-training int8 file to write beside the QAT one.
 
     Returns:
         ``(rows, files)``: a list of ``export.compare.Row`` and ``{kind: path}`` of the
-        files written ("tflite_float32", "tflite_int8", "tflite_int8_ptq").
+        files written ("tflite_float32", "tflite_int8", "tflite_int8_ptq", or
+        "onnx_float32", "onnx_int8", "onnx_int8_ptq").
 
     Raises:
         ValueError: If ``int8_path`` is given without ``qat_model`` or
@@ -59,8 +75,6 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
         ...                              int8_path="model_int8.tflite")
         >>> print(export.compare.format_table(rows))
     """
-    from keras_mobilenets import export as export_lib
-
     if int8_path is not None and qat_model is None and representative_data is None:
         raise ValueError("`int8_path` needs a `qat_model` or `representative_data` (post-"
                          "training int8 calibration).")
@@ -88,26 +102,27 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
     files = {}
     if int8_path is None:
         return rows, files
-    logger.info("exporting TFLite files and running them with LiteRT")
-    tflite = []
+    kind = compare.kind_of(int8_path)
+    key = kind.lower()
+    logger.info("exporting %s files and running them", kind)
+    exported = []
     if float32_path is not None:
-        files["tflite_float32"] = os.fspath(float32_path)
-        export_lib.to_tflite(model, files["tflite_float32"])
-        tflite.append(("TFLite float32", files["tflite_float32"], float_probs))
-    files["tflite_int8"] = os.fspath(int8_path)
+        files[f"{key}_float32"] = os.fspath(float32_path)
+        _export(kind, model, files[f"{key}_float32"])
+        exported.append((f"{kind} float32", files[f"{key}_float32"], float_probs))
+    files[f"{key}_int8"] = os.fspath(int8_path)
     post_training = None
     if qat_model is not None:
-        export_lib.to_tflite(qat_model, files["tflite_int8"], quantization="int8")
-        tflite.append(("TFLite int8 (QAT)", files["tflite_int8"], qat_probs))
+        _export(kind, qat_model, files[f"{key}_int8"], quantization="int8")
+        exported.append((f"{kind} int8 (QAT)", files[f"{key}_int8"], qat_probs))
         if ptq_path is not None:
-            post_training = files["tflite_int8_ptq"] = os.fspath(ptq_path)
+            post_training = files[f"{key}_int8_ptq"] = os.fspath(ptq_path)
     else:
-        post_training = files["tflite_int8"]
+        post_training = files[f"{key}_int8"]
     if post_training is not None:
-        export_lib.to_tflite(model, post_training, quantization="int8",
-                             representative_data=representative_data)
-        tflite.append(("TFLite int8 (post-training)", post_training, float_probs))
-    for name, path, reference in tflite:
+        _export(kind, model, post_training, "int8", representative_data)
+        exported.append((f"{kind} int8 (post-training)", post_training, float_probs))
+    for name, path, reference in exported:
         row, _ = compare.tflite_row(name, path, images, labels, reference,
                                     latency_runs=latency_runs)
         rows.append(row)

@@ -195,8 +195,8 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
         output_dir: Folder of the run (exists).
         config: A checked :class:`FineTuneConfig`.
         steps: The :class:`Steps` of the run (the data step done).
-        export: Path of the int8 ``.tflite`` file, or None.
-        float32_path: Path of the float32 ``.tflite`` file written with ``export``.
+        export: Path of the int8 ``.tflite`` or ``.onnx`` file, or None.
+        float32_path: Path of the float32 file (same kind) written with ``export``.
         ptq_path: Path of a post-training int8 file written beside a QAT one.
         strategy: A ``tf.distribute`` strategy (None: the current one).
         callbacks: More Keras callbacks for the float phases.
@@ -283,7 +283,7 @@ def run_workflow(data, output_dir, config, steps, *, export=None, float32_path=N
 
     split = "validation" if data.validation is not None else "training"
     steps.say("evaluate", "evaluating on the %s images%s", split,
-              " and exporting TFLite files" if export is not None else "")
+              f" and exporting {compare.kind_of(export)} files" if export is not None else "")
     images, labels = data_lib.dataset_arrays(
         data.validation if data.validation is not None else data.train)
     rows, exported = compare_models(
@@ -302,7 +302,7 @@ def resolve_export(export, output_dir):
     """The int8 file path: ``export`` itself if absolute, else inside ``output_dir``.
 
     Raises:
-        ValueError: If ``export`` is not a path ending in ``.tflite``.
+        ValueError: If ``export`` is not a path ending in ``.tflite`` or ``.onnx``.
 
     Example:
         >>> resolve_export("model_int8.tflite", "run")
@@ -310,8 +310,11 @@ def resolve_export(export, output_dir):
     """
     if export is None:
         return None
-    if not isinstance(export, (str, os.PathLike)) or not os.fspath(export).endswith(".tflite"):
-        raise ValueError(f"`export` must be a path ending in .tflite, got {export!r}.")
+    if not isinstance(export, (str, os.PathLike)) or not os.fspath(export).endswith(
+            tuple(compare.FILE_KINDS)):
+        raise ValueError(
+            f"`export` must be a path ending in {' or '.join(compare.FILE_KINDS)}, got "
+            f"{export!r}.")
     return os.path.join(os.fspath(output_dir), os.fspath(export))
 
 
@@ -338,9 +341,10 @@ def run_finetune(data_dir=None, output_dir=DEFAULT_OUTPUT_DIR, config=None, expo
             data to ``output_dir/shapes_images`` and uses it.
         output_dir: Folder of the run (created).
         config: A :class:`FineTuneConfig` (defaults when None).
-        export: Path of the int8 ``.tflite`` file to write (from the QAT model with
-            ``config.qat``, else post-training int8), relative to ``output_dir`` unless
-            absolute; None exports nothing.
+        export: Path of the int8 ``.tflite`` (run with LiteRT) or ``.onnx`` (run with ONNX
+            Runtime) file to write (from the QAT model with ``config.qat``, else
+            post-training int8), beside a float32 ``model_float32.tflite`` or ``.onnx``;
+            relative to ``output_dir`` unless absolute; None exports nothing.
         strategy: A ``tf.distribute`` strategy to build and train under (None: the
             current one). Under ``MultiWorkerMirroredStrategy`` with several workers, give
             every worker its own ``output_dir``; the phases train tf_keras twins of the
@@ -402,7 +406,9 @@ def run_finetune(data_dir=None, output_dir=DEFAULT_OUTPUT_DIR, config=None, expo
     data, report = _folder_data(data_dir, output_dir, config, steps, strict, verbose)
     result = run_workflow(
         data, output_dir, config, steps, export=export,
-        float32_path=os.path.join(output_dir, "model_float32.tflite"), strategy=strategy,
+        float32_path=None if export is None else os.path.join(
+            output_dir, "model_float32" + os.path.splitext(export)[1]),
+        strategy=strategy,
         callbacks=callbacks, verbose=verbose,
     )
     files = {**result.files, **{f"skipped_{kind}": path for kind, path in report.items()}}
