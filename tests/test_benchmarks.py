@@ -120,6 +120,31 @@ def test_zoo_speed_measures_ours_beside_keras_applications(capsys):
 
 @pytest.mark.slow
 @pytest.mark.end_to_end
+def test_onnx_speed_times_four_files_per_variant_in_turn(capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("ai_edge_litert")
+    pytest.importorskip("tensorflow_model_optimization")
+    script = helpers.load_script(helpers.REPO / "benchmarks" / "onnx_speed.py")
+    rows = script.main(["--variants", "mobilenet_v3_small_0.75", "--size", "64",
+                        "--threads", "1,2", "--rounds", "2", "--runs", "2",
+                        "--calibration", "2"])
+    assert [(row["variant"], row["threads"]) for row in rows] == [
+        ("mobilenet_v3_small_0.75", 1), ("mobilenet_v3_small_0.75", 2)]
+    for row in rows:
+        assert all(row[name] > 0 for name in script.FILES)
+        for label in script.RATIOS:
+            median, low, high = row[label]
+            assert 0 < low <= median <= high
+    printed = capsys.readouterr().out
+    assert "onnxruntime 1." in printed and "mobilenet_v3_small_0.75" in printed
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--variants", "mobilenet_v9"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.slow
+@pytest.mark.end_to_end
 def test_grouped_conv_benchmark_times_shufflenet_fit_steps_in_turn(capsys):
     from keras_mobilenets.layers.grouped_conv import grouped_kernel
 

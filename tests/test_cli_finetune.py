@@ -74,7 +74,6 @@ def test_finetune_exports_onnx_files_and_prints_their_rows(tmp_path):
             for name in names if line.startswith(name + " ")}
     assert set(rows) == set(names), table
     assert float(rows["ONNX float32"][1]) == 1.0  # agrees with the Keras model
-    assert float(rows["ONNX int8 (QAT)"][2]) < 0.6 * float(rows["ONNX float32"][2])
     assert float(rows["ONNX int8 (QAT)"][3]) > 0  # a latency was measured
     assert os.path.isfile(output / "model_float32.onnx")
     runner = export.OnnxModel(output / "shapes_int8.onnx")

@@ -17,13 +17,20 @@ kernels (QLinearConv, QLinearAdd, QLinearGlobalAveragePool, ...) when it loads t
   dot products saturate 16-bit sums: with all 8 bits a tiny MobileNetV3Small's int8
   logits correlated 0.85 with its float ones on such a CPU (AMD EPYC, AVX2), 0.98 with 7.
 
-Measured on a 2-core AMD EPYC (AVX2, no VNNI) at 224x224, onnxruntime 1.32: the QAT
-route fused every convolution of MobileNetV3Small into QLinearConv (54) and ran it in
-16 ms, ``quantize_static`` left 25 of them in float32 between DequantizeLinear and
-QuantizeLinear (the convolutions feeding the hard-swishes' Mul/Add) and ran in 34 ms.
-A float model quantized through the package's QAT route
-(``quantization.quantize_model(model, calibration_data)`` then ``to_onnx``) is the
-faster file; this module sits below ``quantization`` and does not import it.
+Measured on a 2-core AMD EPYC (AVX2, no VNNI) at 224x224, onnxruntime 1.32, random
+weights: the QAT route (calibrated, untrained) ran MobileNetV3Small's convolutions as
+QLinearConv (45 to 54 of 54) in 16 ms, ``quantize_static`` left 25 of them in float32
+between DequantizeLinear and QuantizeLinear (those feeding the hard-swishes' Mul/Add) and
+ran in 34 ms (float32: 12 ms). So a float model quantized through the package's QAT route
+(``quantization.quantize_model(model, calibration_data)`` then ``to_onnx``) is the faster
+file; this module sits below ``quantization`` and does not import it.
+
+Known problem: on that CPU the QAT route's files computed far from the QAT model once ONNX
+Runtime fused them into its integer kernels (top-1 agreement 0.545 for a MobileNetV3Small
+trained on the shapes data; with the session's graph optimizations off, i.e. every op in
+float32 between DequantizeLinear and QuantizeLinear, the file matched the QAT model).
+Requantizing the weights to 7 bits made the fused and unfused results agree (AVX2's 16-bit
+saturation of int8 dot products is part of it) but moved both away from the QAT model.
 
 Example:
     >>> from keras_mobilenets import export

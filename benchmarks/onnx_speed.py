@@ -1,0 +1,141 @@
+"""ONNX Runtime float32 and int8 beside LiteRT float32 and int8, for every zoo variant.
+
+For each variant of ``keras_mobilenets.zoo.VARIANTS`` (``--variants`` filters them), at
+``--size`` (224), batch 1, with random weights whose batch-norm statistics are re-estimated
+on random pixels (so activations are realistic), four files:
+
+- LiteRT float32 and int8: ``export.to_tflite`` (int8 post-training, calibrated on the
+  pixels), run by ``export.LiteRTModel`` (XNNPACK);
+- ONNX float32: ``export.to_onnx``; ONNX int8: the model made quantization-aware and
+  calibrated on the pixels (``quantization.quantize_model``, no training), exported with
+  ``export.to_onnx(qat, quantization="int8")`` (QDQ from the fake quantization; the faster
+  of the two int8 routes, see keras_mobilenets/export/onnx.py); both run by
+  ``export.OnnxModel`` (ONNX Runtime, CPU).
+
+For each thread count of ``--threads`` the four files are timed in one process, in turn,
+in each of ``--rounds`` rounds (one ``latency`` call of ``--runs`` runs per file and
+round), so that load from other processes hits them alike. Printed per variant and thread
+count: the median over the rounds of each file's median, and the per-round ratios int8 /
+float32 of each runtime and ONNX float32 / LiteRT float32 as median (min-max).
+
+Usage:
+    python benchmarks/onnx_speed.py --variants mobilenet_v2_1.0,mobilenet_v3_small_1.0
+    python benchmarks/onnx_speed.py --threads 1,2 --rounds 7
+"""
+
+import argparse
+import logging
+import os
+import statistics
+from importlib import metadata
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_mobilenets import export, quantization, results, zoo  # noqa: E402
+from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
+
+FILES = ("litert_f32", "litert_int8", "onnx_f32", "onnx_int8")
+RATIOS = {"litert_int8/f32": ("litert_int8", "litert_f32"),
+          "onnx_int8/f32": ("onnx_int8", "onnx_f32"),
+          "onnx_f32/litert_f32": ("onnx_f32", "litert_f32")}
+
+
+def _selected(filters):
+    wanted = [f.strip() for f in filters.split(",") if f.strip()]
+    return [v for v in zoo.VARIANTS if not wanted or any(f in v.name for f in wanted)]
+
+
+def make_files(model, pixels):
+    """``{file name: bytes}`` of the four files of ``model`` (see the module docstring)."""
+    reestimate_batch_norm(model, pixels)
+    qat = quantization.quantize_model(model, calibration_data=pixels)
+    return {
+        "litert_f32": export.to_tflite(model),
+        "litert_int8": export.to_tflite(model, quantization="int8", representative_data=pixels),
+        "onnx_f32": export.to_onnx(model),
+        "onnx_int8": export.to_onnx(qat, quantization="int8"),
+    }
+
+
+def time_in_turn(files, threads, rounds, runs):
+    """``{file name: [median ms per round]}``, the files timed in turn in each round."""
+    runners = {name: (export.OnnxModel if name.startswith("onnx") else export.LiteRTModel)(
+        content, num_threads=threads) for name, content in files.items()}
+    times = {name: [] for name in files}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            times[name].append(runner.latency(runs=runs, warmup=3).median_ms)
+    return times
+
+
+def summarize(times):
+    """Medians of each file and (median, min, max) of the per-round ratios."""
+    row = {name: statistics.median(values) for name, values in times.items()}
+    for label, (top, bottom) in RATIOS.items():
+        ratios = [a / b for a, b in zip(times[top], times[bottom])]
+        row[label] = (statistics.median(ratios), min(ratios), max(ratios))
+    return row
+
+
+def _versions():
+    names = ("tensorflow", "keras", "ai-edge-litert", "onnxruntime", "onnx", "tf2onnx")
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def main(argv=None):
+    """Prints the table; returns its rows as dicts (variant, threads, the four medians in
+    ms, and the three ratios as (median, min, max))."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default="", help="comma-separated name substrings")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=20, help="runs per file and round")
+    parser.add_argument("--calibration", type=int, default=16)
+    args = parser.parse_args(argv)
+    variants = _selected(args.variants)
+    if not variants:
+        parser.error(f"argument --variants: no zoo variant matches {args.variants!r}; names: "
+                     f"{', '.join(v.name for v in zoo.VARIANTS)}")
+    threads = [int(t) for t in args.threads.split(",")]
+    logging.getLogger("keras_mobilenets").setLevel(logging.ERROR)
+    shape = (args.size, args.size, 3)
+    pixels = np.random.default_rng(0).uniform(0, 255, (args.calibration, *shape))
+    pixels = pixels.astype("float32")
+    machine = results.machine()
+    print(f"machine: {machine['cpu_model']} ({machine['usable_cpus']} usable CPUs; "
+          f"{', '.join(machine['cpu_features']) or 'no listed features'}); "
+          + ", ".join(f"{k} {v}" for k, v in _versions().items()))
+    print(f"{args.size}x{args.size}, batch 1; median of {args.rounds} rounds of "
+          f"{args.runs} runs per file, files in turn; ratios per round: median (min-max)")
+    header = (f"{'variant':32s} {'thr':>3s} {'LiteRT f32':>10s} {'LiteRT i8':>9s} "
+              f"{'ORT f32':>8s} {'ORT i8':>8s}  {'LiteRT i8/f32':>17s}  {'ORT i8/f32':>17s}  "
+              f"{'ORT f32/LiteRT f32':>18s}")
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for variant in variants:
+        files = make_files(variant.build(input_shape=shape), pixels)
+        for count in threads:
+            row = summarize(time_in_turn(files, count, args.rounds, args.runs))
+            ratios = "  ".join(f"{m:5.2f} ({lo:.2f}-{hi:.2f})".rjust(width) for (m, lo, hi), width
+                               in zip((row[label] for label in RATIOS), (17, 17, 18)))
+            print(f"{variant.name:32s} {count:3d} {row['litert_f32']:10.2f} "
+                  f"{row['litert_int8']:9.2f} {row['onnx_f32']:8.2f} {row['onnx_int8']:8.2f}  "
+                  f"{ratios}", flush=True)
+            rows.append({"variant": variant.name, "threads": count, **row})
+        keras.backend.clear_session()
+    return rows
+
+
+if __name__ == "__main__":
+    main()
