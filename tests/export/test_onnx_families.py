@@ -1,7 +1,8 @@
 """ONNX float32 files of every builder family and of both heads match Keras (end-to-end tier).
 
 Small inputs, untrained weights with re-estimated batch norms (so the outputs depend on
-the image), classifier logits (``classifier_activation=None``), tolerance 1e-4.
+the image), classifier logits (``classifier_activation=None``), tolerance 1e-4 (plus 1e-5
+relative: float32 sums of logits near 100 differ by more in their last bits).
 """
 
 import numpy as np
@@ -38,7 +39,7 @@ def _check_parity(model, shape):
         actual, expected = [actual], [expected]
     for a, e in zip(actual, expected):
         assert np.ptp(e, axis=0).max() > 1e-3  # the outputs depend on the image
-        np.testing.assert_allclose(a, e, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-4)
     return runner
 
 
