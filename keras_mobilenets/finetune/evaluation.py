@@ -38,7 +38,9 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
         float32_path: Path of the float32 ``.tflite`` file to write for comparison.
         representative_data: Calibration images for post-training int8.
         batch_size: Batch size of the Keras predictions.
-        latency_runs: Timed LiteRT invocations per file.
+        latency_runs: Timed LiteRT invocations per file in each of the 7 rounds that
+            time the files against each other (``export.time_in_rounds``); the int8 rows'
+            ``latency_ratio`` is their latency over the float32 file's, round by round.
         ptq_path: Path of a post-training int8 file to write beside the QAT one.
 
     Returns:
@@ -108,7 +110,10 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
                              representative_data=representative_data)
         tflite.append(("TFLite int8 (post-training)", post_training, float_probs))
     for name, path, reference in tflite:
-        row, _ = compare.tflite_row(name, path, images, labels, reference,
-                                    latency_runs=latency_runs)
+        row, _ = compare.tflite_row(name, path, images, labels, reference)
         rows.append(row)
+    timed = {name: path for name, path, _ in tflite}
+    rows = compare.with_latency(
+        rows, timed, reference="TFLite float32" if "TFLite float32" in timed else None,
+        runs=latency_runs)
     return rows, files
