@@ -21,7 +21,7 @@ render = helpers.load_script(helpers.REPO / "tools" / "render_results.py")
 
 
 def _record_files():
-    return sorted([*RESULTS_DIR.glob("*/seed*.json"), *RESULTS_DIR.glob("*/*/seed*.json")])
+    return sorted([*RESULTS_DIR.glob("*/seed*.json"), *RESULTS_DIR.glob("*/*/*.json")])
 
 
 def test_pages_hold_exactly_the_rendered_blocks():
@@ -46,10 +46,20 @@ def test_every_record_names_its_seed_command_and_machine():
     for path in files:
         record = json.loads(path.read_text())
         assert record["name"] == path.relative_to(RESULTS_DIR).parts[0], path
+        if not path.name.startswith("seed"):
+            # Figures no command of this repository wrote: they say where they come from,
+            # on which machine, and how they were measured.
+            assert record["command"] is None and record["seed"] is None, path
+            assert len(record["source"]) > 40 and len(record["method"]) > 40, path
+            for key in ("processor", "cpu_model", "cpu_count", "tensorflow"):
+                assert record["machine"].get(key), (path, key)
+            assert record["rows"] and all("name" in row for row in record["rows"])
+            continue
         assert path.name == f"seed{record['seed']}.json", path
         assert isinstance(record["seed"], int) and record["seed"] >= 0
         command = record["command"]
-        assert command.startswith(("keras-mobilenets demo", "python examples/")), command
+        assert command.startswith(("keras-mobilenets demo", "python examples/",
+                                   "python benchmarks/")), command
         assert re.search(rf"--seed {record['seed']}\b", command), command
         assert "SMOKE" not in command, command
         machine = record["machine"]
