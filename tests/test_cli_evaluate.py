@@ -195,3 +195,18 @@ def test_onnx_file_agrees_with_its_keras_model(files, tmp_path):
     result = evaluate_files(files["data"], [files["keras"], path], latency_runs=2)
     assert result.rows[1].agreement >= 0.99
     assert result.rows[1].top1 == pytest.approx(result.rows[0].top1, abs=0.03)
+
+
+def test_open_model_and_time_in_turn_refuse_bad_arguments(tmp_path):
+    from keras_mobilenets.export import runners
+
+    with pytest.raises(ValueError, match=r"'model.h5' is no model file this can run: the "
+                                         r"name must end in .keras, .tflite, .onnx"):
+        runners.open_model("model.h5")
+    with pytest.raises(FileNotFoundError, match=r"model file '.*missing.keras' does not exist"):
+        runners.open_model(tmp_path / "missing.keras")
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"'.*bad.keras' cannot be loaded as a Keras model"):
+        runners.open_model(tmp_path / "bad.keras")
+    with pytest.raises(ValueError, match="`runners` must hold at least one runner"):
+        runners.time_in_turn({})
