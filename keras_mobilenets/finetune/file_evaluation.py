@@ -185,10 +185,11 @@ def evaluate_files(data_dir, files, limit=None, num_threads=2, latency_runs=50,
                    batch_size=32, verbose=0):
     """Accuracy, agreement, size and latency of model files on a folder of labelled images.
 
-    Every file of ``data_dir`` is checked first (files that cannot be decoded are skipped,
-    logged and returned), every model file is loaded and checked (one score per class)
-    before any image is evaluated. Latency: one image at a time, every file timed in the
-    same process in interleaved rounds after a warm-up (``export.runners.time_in_turn``).
+    The model files are loaded and checked first (one score per class of ``data_dir``),
+    then every file of ``data_dir`` is decoded once (files that cannot be decoded are
+    skipped, logged with a WARNING naming up to 20 of them, and returned), then the images
+    are evaluated. Latency: one image at a time, every file timed in the same process in
+    interleaved rounds after a warm-up (``export.runners.time_in_turn``).
 
     Args:
         data_dir: Folder of class sub-folders of images (the ``finetune`` layout).
