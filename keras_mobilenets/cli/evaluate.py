@@ -68,8 +68,9 @@ def evaluate_command(args, parser):
           f"{len(result.class_names)} classes in folder order ({classes}): the files carry "
           "no class names, label i is the i-th class folder.")
     print(f"'agreement' is top-1 agreement with {args.model[0]}; top-5 needs 5 classes (else "
-          f"n/a); latency: batch 1, {threads}, median and 10th-90th percentile of "
-          f"{args.latency_runs} runs per file in interleaved rounds:")
+          f"n/a); latency: batch 1, {threads}, the median over 7 interleaved rounds of "
+          f"{args.latency_runs} runs per file; 'vs first': its ratio to the first file's, "
+          "round by round, median (min–max):")
     print(result.table())
     if result.skipped:
         print(f"Skipped {len(result.skipped)} file(s) that cannot be used as images "

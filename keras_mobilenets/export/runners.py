@@ -2,22 +2,20 @@
 
 :func:`open_model` picks a runner by the file's suffix. Every runner has the interface of
 ``LiteRTModel``: ``predict(images)`` (float32 in, float32 scores out), ``latency(runs,
-warmup, seed)`` -> ``Latency`` and ``input_shape`` (batch included). :func:`time_in_turn`
-times several runners in interleaved rounds, so that load from other work on the machine
-slows all of them alike.
+warmup, seed)`` -> ``Latency`` and ``input_shape`` (batch included), so
+``export.time_in_rounds`` times any of them against each other.
 
 Example:
-    >>> from keras_mobilenets.export import runners
+    >>> from keras_mobilenets.export import runners, time_in_rounds
     >>> model = runners.open_model("run/model_int8.tflite", num_threads=2)
     >>> scores = model.predict(images)            # float32 pixels in [0, 255]
-    >>> runners.time_in_turn({"int8": model}, rounds=20)["int8"]
-    Timing(median_ms=0.81, p10_ms=0.79, p90_ms=0.86, runs=20)
+    >>> time_in_rounds({"int8": model}, rounds=7, runs=20).median_ms("int8")
+    0.81
 """
 
 import os
 import statistics
 import time
-from typing import NamedTuple
 
 import numpy as np
 
@@ -148,53 +146,3 @@ def open_model(path, num_threads=2):
             "onnxruntime)."
         ) from None
     return OnnxModel(path, num_threads=num_threads)
-
-
-class Timing(NamedTuple):
-    """Wall-clock times of one call in milliseconds: median and spread (10th and 90th
-    percentiles) over ``runs`` calls."""
-
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    runs: int
-
-
-def time_in_turn(runners, rounds=50, warmup=5, seed=0):
-    """Times several runners at batch 1 in interleaved rounds.
-
-    Every runner is warmed up first (``warmup`` untimed calls); then each round times one
-    call of every runner in turn (``runner.latency(runs=1, warmup=1)``: one untimed call
-    first, so each timed call finds the runner's weights in the caches after the others
-    ran). Load from other work on the machine thus hits all runners alike.
-
-    Args:
-        runners: ``{name: runner}`` (see :func:`open_model`).
-        rounds: Timed calls per runner (>= 1).
-        warmup: Untimed calls per runner before the rounds (>= 0).
-        seed: Seed of the random inputs.
-
-    Returns:
-        ``{name: Timing}``.
-
-    Raises:
-        ValueError: If ``runners`` is empty, or on a bad ``rounds`` or ``warmup`` (named).
-
-    Example:
-        >>> time_in_turn({"float32": open_model("a.tflite"), "int8": open_model("b.tflite")})
-        {'float32': Timing(median_ms=1.8, ...), 'int8': Timing(median_ms=0.9, ...)}
-    """
-    _checks.check_positive_int("rounds", rounds)
-    _checks.check_int("warmup", warmup, minimum=0)
-    if not runners:
-        raise ValueError("`runners` must hold at least one runner, got none.")
-    for runner in runners.values():
-        if warmup:
-            runner.latency(runs=1, warmup=warmup - 1, seed=seed)
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            times[name].append(runner.latency(runs=1, warmup=1, seed=seed).median_ms)
-    return {name: Timing(float(statistics.median(values)), float(np.percentile(values, 10)),
-                         float(np.percentile(values, 90)), rounds)
-            for name, values in times.items()}

@@ -38,12 +38,15 @@ import numpy as np
 from keras_mobilenets import _checks
 from keras_mobilenets.datasets import image_files, image_folders
 from keras_mobilenets.export import compare, runners
+from keras_mobilenets.export.timing import Spread, time_in_rounds
 from keras_mobilenets.imagenet import expected_input_range
 
 logger = logging.getLogger(__name__)
 
 #: Top-5 accuracy needs at least this many classes.
 TOP_K = 5
+#: Interleaved rounds of the latency (``export.time_in_rounds``).
+LATENCY_ROUNDS = 7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,11 +60,14 @@ class FileRow:
         top5: Top-5 accuracy in [0, 1], or None with fewer than 5 classes.
         agreement: Fraction of images whose top-1 class is the first file's.
         size_kib: File size in KiB.
-        latency: ``export.runners.Timing`` of one image (batch 1).
+        latency_ms: Latency of one image (batch 1), the median over the rounds of
+            ``export.time_in_rounds``.
+        latency_ratio: ``export.Spread`` of this file's latency over the first file's,
+            round by round (None for the first file).
 
     Example:
-        >>> row.top1, row.latency.median_ms
-        (0.944, 0.81)
+        >>> row.top1, row.latency_ms, row.latency_ratio.text()
+        (0.944, 0.81, '0.52 (0.50–0.55)')
     """
 
     name: str
@@ -70,7 +76,8 @@ class FileRow:
     top5: Optional[float]
     agreement: float
     size_kib: float
-    latency: runners.Timing
+    latency_ms: float
+    latency_ratio: Optional[Spread] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,14 +126,13 @@ def format_table(rows):
     """
     width = max([len("file")] + [len(row.name) for row in rows])
     lines = [f"{'file':{width}s} {'input':>7s} {'top-1':>7s} {'top-5':>7s} {'agreement':>10s} "
-             f"{'size KiB':>9s} {'latency ms':>11s} {'p10-p90 ms':>13s}"]
+             f"{'size KiB':>9s} {'latency ms':>11s}  vs first"]
     for row in rows:
         top5 = "n/a" if row.top5 is None else f"{row.top5:.4f}"
-        spread = f"{row.latency.p10_ms:.3f}-{row.latency.p90_ms:.3f}"
+        ratio = "-" if row.latency_ratio is None else row.latency_ratio.text()
         size = "x".join(str(side) for side in row.input_size)
         lines.append(f"{row.name:{width}s} {size:>7s} {row.top1:7.4f} {top5:>7s} "
-                     f"{row.agreement:10.4f} {row.size_kib:9.1f} "
-                     f"{row.latency.median_ms:11.3f} {spread:>13s}")
+                     f"{row.agreement:10.4f} {row.size_kib:9.1f} {row.latency_ms:11.3f}  {ratio}")
     return "\n".join(lines)
 
 
@@ -189,7 +195,8 @@ def evaluate_files(data_dir, files, limit=None, num_threads=2, latency_runs=50,
     then every file of ``data_dir`` is decoded once (files that cannot be decoded are
     skipped, logged with a WARNING naming up to 20 of them, and returned), then the images
     are evaluated. Latency: one image at a time, every file timed in the same process in
-    interleaved rounds after a warm-up (``export.runners.time_in_turn``).
+    7 interleaved rounds after a warm-up (``export.time_in_rounds``); each file's latency
+    ratio to the first file is read round by round.
 
     Args:
         data_dir: Folder of class sub-folders of images (the ``finetune`` layout).
@@ -200,7 +207,7 @@ def evaluate_files(data_dir, files, limit=None, num_threads=2, latency_runs=50,
         num_threads: CPU threads of LiteRT and onnxruntime (``.keras`` models run with
             TensorFlow's own settings, ``tf.config.threading``; the command line sets them
             to the same number).
-        latency_runs: Timed calls per file (interleaved rounds).
+        latency_runs: Timed calls per file in each of the 7 interleaved rounds.
         batch_size: Images per prediction call.
         verbose: 0 silent; 1 Keras progress bars on a terminal; 2 a log line (INFO) per
             batch of images.
@@ -247,10 +254,10 @@ def evaluate_files(data_dir, files, limit=None, num_threads=2, latency_runs=50,
                 len(scan.paths), len(class_names),
                 ", ".join(f"{name} {count}" for name, count in scan.counts().items()))
     scores = _scores(list(scan.paths), models, sizes, batch_size, verbose)
-    logger.info("timing %d file(s): %d interleaved rounds of one image, %d thread(s)",
-                len(files), latency_runs, num_threads)
-    timings = runners.time_in_turn(dict(enumerate(models)), rounds=latency_runs,
-                                   warmup=max(1, latency_runs // 10))
+    logger.info("timing %d file(s): %d interleaved rounds of %d runs of one image, %d "
+                "thread(s)", len(files), LATENCY_ROUNDS, latency_runs, num_threads)
+    times = time_in_rounds(dict(enumerate(models)), rounds=LATENCY_ROUNDS, runs=latency_runs,
+                           warmup=max(1, latency_runs // 5))
     labels = np.asarray(scan.labels)
     rows = tuple(
         FileRow(
@@ -259,7 +266,8 @@ def evaluate_files(data_dir, files, limit=None, num_threads=2, latency_runs=50,
             top5=top_k_accuracy(scores[index], labels, TOP_K)
             if len(class_names) >= TOP_K else None,
             agreement=compare.agreement(scores[index], scores[0]),
-            size_kib=os.path.getsize(path) / 1024, latency=timings[index],
+            size_kib=os.path.getsize(path) / 1024, latency_ms=times.median_ms(index),
+            latency_ratio=times.ratio(index, 0) if index else None,
         )
         for index, path in enumerate(files)
     )
