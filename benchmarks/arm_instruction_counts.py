@@ -3,7 +3,7 @@
 An estimate of how much faster the int8 TFLite files are than the float32 ones on ARM
 phones, made on an x86 machine: the files are exported here with
 ``keras_mobilenets.export.to_tflite`` (int8 calibrated on random images after the
-batch-norm statistics are re-estimated on them, as in benchmarks/tflite_latency.py), then
+batch-norm statistics are re-estimated on them, as in benchmarks/int8_speed.py), then
 run by an arm64 Python with LiteRT (XNNPACK, 1 thread) under ``qemu-aarch64``, which
 emulates a given ARM CPU model. A TCG plugin (benchmarks/arm_insn_plugin.c) counts the
 guest instructions executed; the guest runner (benchmarks/arm_guest_runner.py) marks the
