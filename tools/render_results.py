@@ -162,17 +162,28 @@ def _footer(records):
 
 
 def _demo(records):
-    lines = _table(records, ["model", "accuracy", "agreement", "size KiB", "latency ms"],
-                   [("accuracy", ".4f", 1, ""), ("agreement", ".4f", 1, ""),
-                    ("size_kib", ",.1f", 1, ""), ("latency_ms", ".3f", 1, "")])
+    columns = [("accuracy", ".4f", 1, ""), ("agreement", ".4f", 1, ""),
+               ("size_kib", ",.1f", 1, ""), ("latency_ms", ".3f", 1, "")]
+    header = ["model", "accuracy", "agreement", "size KiB", "latency ms"]
+    timed = any(row.get("latency_ratio") for record in records for row in record["rows"])
+    if timed:  # runs that timed the files against each other (export.time_in_rounds)
+        records = [{**record, "rows": [
+            {**row, "vs_float32": (row.get("latency_ratio") or [None])[0]}
+            for row in record["rows"]]} for record in records]
+        columns.append(("vs_float32", ".2f", 1, ""))
+        header.append("latency / float32")
+    lines = _table(records, header, columns)
     settings = records[0]["settings"]
     intro = (f"MobileNetV3Small (alpha {settings['alpha']:g}) from random weights, "
              f"{settings['train_images']:,} training images at {settings['image_size']}x"
              f"{settings['image_size']}, {_count(settings['epochs'], 'epoch')}, "
              f"{_count(settings['qat_epochs'], 'QAT epoch')}, {settings['test_images']:,} "
              "held-out images; 'agreement' is top-1 agreement with the Keras model each file "
-             "was made from; latency: LiteRT, 2 threads, median of one image:")
-    return [intro], lines
+             "was made from; latency: LiteRT, 2 threads, one image")
+    if timed:
+        intro += (", the files timed against each other in 7 interleaved rounds (the median "
+                  "over the rounds; latency / float32: the median of the per-round ratios)")
+    return [intro + ":"], lines
 
 
 def _ssdlite(records):
