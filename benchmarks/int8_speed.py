@@ -21,7 +21,8 @@ machine record with its CPU features, oneDNN setting and LiteRT version); copy i
 ``docs/results/int8_speed/<machine>/seed<k>.json`` and run ``tools/render_results.py`` to
 show it in docs/speed.md.
 
-``--profile VARIANT`` shows where the time goes instead: the model is cut after every
+``--profile VARIANT`` shows where the time goes instead (``--output``: a results.json
+named ``int8_profile``): the model is cut after every
 block (a layer whose output is the only tensor later layers read), each prefix exported
 and timed like above (1 thread), and each block's cost is the difference of consecutive
 prefixes, in float32 and int8, with the int8 ops the block adds (``--blocks N``: only
@@ -238,7 +239,7 @@ def profile(args, progress=print):
         current = {kind: times.median_ms(f"{block}/{kind}") for kind in ("float32", "int8")}
         added = collections.Counter(ops[block])
         added.subtract(previous_ops)
-        rows.append({"block": block, **{f"{kind}_ms": current[kind] - previous[kind]
+        rows.append({"name": block, **{f"{kind}_ms": current[kind] - previous[kind]
                                         for kind in current},
                      "int8_ops": {op: n for op, n in sorted(added.items()) if n > 0}})
         previous, previous_ops = current, collections.Counter(ops[block])
@@ -251,7 +252,7 @@ def print_profile(rows, variant, size):
     print(f"{'block':42s} {'float32 ms':>10s} {'int8 ms':>8s} {'int8-f32':>8s}  int8 ops added")
     for row in rows:
         ops = ", ".join(f"{op} {n}" for op, n in row["int8_ops"].items())
-        print(f"{row['block']:42s} {row['float32_ms']:10.3f} {row['int8_ms']:8.3f} "
+        print(f"{row['name']:42s} {row['float32_ms']:10.3f} {row['int8_ms']:8.3f} "
               f"{row['int8_ms'] - row['float32_ms']:8.3f}  {ops}")
     total = {kind: sum(row[f"{kind}_ms"] for row in rows) for kind in ("float32", "int8")}
     print(f"{'whole prefix':42s} {total['float32']:10.3f} {total['int8']:8.3f} "
@@ -264,18 +265,18 @@ def main(argv=None):
     print(f"{machine['cpu_model']} ({machine['cpu_count']} CPUs; "
           f"{', '.join(machine['cpu_features'] or ['features unknown'])}), LiteRT "
           f"{machine['litert']}, TensorFlow {machine['tensorflow']}")
+    start = time.perf_counter()
     if args.profile is not None:
         rows = profile(args)
         print_profile(rows, args.profile, args.size)
-        return rows
-    start = time.perf_counter()
-    rows = measure(args)
+    else:
+        rows = measure(args)
     if args.output is not None:
         settings = {key: getattr(args, key) for key in
-                    ("size", "rounds", "runs", "warmup", "calibration")}
-        settings["threads"] = args.thread_counts
+                    ("size", "rounds", "runs", "warmup", "calibration", "profile")}
+        settings["threads"] = [1] if args.profile else args.thread_counts
         path = results.write_results(
-            args.output, "int8_speed", args.seed,
+            args.output, "int8_profile" if args.profile else "int8_speed", args.seed,
             results.command_line("python benchmarks/int8_speed.py",
                                  argv if argv is not None else sys.argv[1:]),
             rows, settings=settings, seconds=time.perf_counter() - start, method=METHOD.format(

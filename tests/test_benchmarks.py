@@ -197,11 +197,18 @@ def test_int8_speed_profile_cuts_models_at_their_blocks():
 
 @pytest.mark.slow
 @pytest.mark.end_to_end
-def test_int8_speed_profile_times_the_first_blocks(capsys):
+def test_int8_speed_profile_times_the_first_blocks(capsys, tmp_path):
     script = helpers.load_script(INT8_SPEED)
+    render = helpers.load_script(helpers.REPO / "tools" / "render_results.py")
     rows = script.main(["--profile", "shufflenet_v2_0.5", "--blocks", "3", "--size", "64",
-                        "--rounds", "1", "--runs", "2", "--warmup", "1", "--calibration", "8"])
-    assert [row["block"] for row in rows] == ["conv1", "maxpool", "stage2_1"]
+                        "--rounds", "1", "--runs", "2", "--warmup", "1", "--calibration", "8",
+                        "--output", str(tmp_path / "run")])
+    assert [row["name"] for row in rows] == ["conv1", "maxpool", "stage2_1"]
     assert rows[0]["int8_ops"]["CONV_2D"] == 1 and "MAX_POOL_2D" in rows[1]["int8_ops"]
     assert all(isinstance(row["int8_ms"], float) for row in rows)
     assert "whole prefix" in capsys.readouterr().out
+    (tmp_path / "int8_profile" / "cpu").mkdir(parents=True)
+    (tmp_path / "run" / "results.json").rename(tmp_path / "int8_profile" / "cpu" / "seed0.json")
+    block = render.render("int8_profile", str(tmp_path))
+    assert "shufflenet_v2_0.5 at 64x64, 1 thread" in block
+    assert f"| conv1 | {rows[0]['float32_ms']:.3f} | {rows[0]['int8_ms']:.3f} |" in block

@@ -286,10 +286,35 @@ def _zoo_speed(records):
     return [f"Method: {records[0]['method']}."], lines
 
 
+def _int8_profile(records):
+    header = ["block", "float32 ms", "int8 ms", "int8 − float32 ms", "int8 ops of the block"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * 3 + "---|"]
+    totals = {"float32_ms": [], "int8_ms": []}
+    for row in records[0]["rows"]:
+        same = [next(r for r in record["rows"] if r["name"] == row["name"])
+                for record in records]
+        f32, int8 = ([r[key] for r in same] for key in ("float32_ms", "int8_ms"))
+        ops = ", ".join(f"{op} {count}" for op, count in row["int8_ops"].items())
+        lines.append(f"| {row['name']} | {spread(f32, '.3f')} | {spread(int8, '.3f')} | "
+                     f"{spread([b - a for a, b in zip(f32, int8)], '+.3f')} | {ops} |")
+    for key in totals:
+        totals[key] = [sum(r[key] for r in record["rows"]) for record in records]
+    lines.append(f"| whole model | {spread(totals['float32_ms'], '.3f')} | "
+                 f"{spread(totals['int8_ms'], '.3f')} | "
+                 f"{spread([b - a for a, b in zip(*totals.values())], '+.3f')} | |")
+    settings = records[0]["settings"]
+    intro = [f"{settings['profile']} at {settings['size']}x{settings['size']}, 1 thread: the "
+             "model cut after every block, each prefix exported and all prefixes timed "
+             f"against each other ({records[0]['method']}); a block's time is the "
+             "difference of consecutive prefixes, so small blocks read within the noise."]
+    return intro, lines
+
+
 #: ``name -> renderer(records)``: the records of one machine in, ``(intro lines, table
 #: lines)`` out; ``render`` adds the commands, run time and machine under each table.
 RENDERERS = {"demo": _demo, "ssdlite_shapes": _ssdlite, "lraspp_shapes": _lraspp,
-             "int8_speed": _int8_speed, "zoo_speed": _zoo_speed}
+             "int8_speed": _int8_speed, "zoo_speed": _zoo_speed,
+             "int8_profile": _int8_profile}
 
 
 def render(name, results_dir=RESULTS_DIR):
