@@ -131,8 +131,9 @@ def latency_at_size(model, variant, size, args):
     convolutional up to the pooling, so every weight keeps its shape); int8 is calibrated
     on ``args.calibration`` shapes images of that size. The hybrids get a third file, int8
     with the opt-in "float_ops" rewrite (attention in float32 on XNNPACK). Files are timed
-    in turn, ``args.repeats`` times each (the fastest median counts), so that load on the
-    machine changes all alike, and saved as ``<variant>_<size>_timed_<file>.tflite``.
+    against each other in ``args.repeats`` interleaved rounds (``export.time_in_rounds``;
+    the median over the rounds counts), so that load on the machine changes all alike, and
+    saved as ``<variant>_<size>_timed_<file>.tflite``.
     """
     resized = build(variant, size)
     resized.set_weights(model.get_weights())
@@ -147,9 +148,9 @@ def latency_at_size(model, variant, size, args):
         with open(os.path.join(args.output_dir, f"{variant}_{size}_timed_{name}.tflite"),
                   "wb") as f:
             f.write(content)
-    times = export.latency_in_turn(files, num_threads=args.threads, runs=args.runs,
-                                   repeats=args.repeats)
-    return {k: (times[k], len(files[k]) / 1024) for k in files}
+    times = export.time_in_rounds(files, num_threads=args.threads, rounds=args.repeats,
+                                  runs=args.runs)
+    return {k: (times.median_ms(k), len(files[k]) / 1024) for k in files}
 
 
 def training_data(x, y, batch_size, seed):
@@ -309,7 +310,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=20, help="timed runs of each TFLite file")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="timings of each file, in turn (the fastest median counts)")
+                        help="interleaved rounds timing the files (the median counts)")
     parser.add_argument("--output-dir", default=os.path.join("keras_mobilenets_runs",
                                                              "mobilenet_v4_int8"))
     parser.add_argument("--seed", type=int, default=0)

@@ -5,9 +5,10 @@ For each variant of ``keras_mobilenets.zoo.VARIANTS`` (``--variants`` filters th
 - TFLite at ``--size`` (224): float32 and int8 files made with
   ``keras_mobilenets.export.to_tflite`` (int8 calibrated on random images after the
   batch-norm statistics are re-estimated on them, so activations are realistic), their
-  sizes, and the median latency of ``--runs`` LiteRT invocations (XNNPACK, ``--threads``),
-  best of ``--repeats`` rounds (the rounds alternate between the files, so that load from
-  other processes hits all of them alike);
+  sizes, and their latency with LiteRT (XNNPACK, ``--threads``) timed against each other
+  by ``export.time_in_rounds``: ``--repeats`` interleaved rounds of ``--runs`` invocations,
+  the median over the rounds (int8 / float32: the median of the per-round ratios;
+  ``benchmarks/int8_speed.py`` reports its spread);
 - Keras: the median time of ``train_on_batch`` (SGD, batch ``--batch``, ``--train-size``
   input, 10 classes), over ``--repeats`` steps after one warm-up step.
 
@@ -70,7 +71,7 @@ def _input_range(model, pixels):
 
 
 def tflite(model, pixels, args, int8_hard_swish):
-    """{"f32"/"int8": (latency ms, KiB)} of one model's files."""
+    """{"f32"/"int8": (latency ms, KiB)} of one model's files, and their per-round ratio."""
     images = _input_range(model, pixels)
     reestimate_batch_norm(model, images)
     files = {"f32": export.to_tflite(model)}
@@ -82,9 +83,10 @@ def tflite(model, pixels, args, int8_hard_swish):
         options = {}
     files["int8"] = export.to_tflite(model, quantization="int8", representative_data=images,
                                      int8_hard_swish=int8_hard_swish, **options)
-    times = export.latency_in_turn(files, num_threads=args.threads, runs=args.runs, warmup=3,
-                                   repeats=args.repeats)
-    return {k: (times[k], len(files[k]) / 1024) for k in files}
+    times = export.time_in_rounds(files, num_threads=args.threads, rounds=args.repeats,
+                                  runs=args.runs, warmup=3)
+    return {**{k: (times.median_ms(k), len(files[k]) / 1024) for k in files},
+            "ratio": times.ratio("int8", "f32").median}
 
 
 def train_step_ms(build, args):
@@ -133,8 +135,8 @@ def main(argv=None):
     pixels = np.random.default_rng(0).uniform(0, 255, (args.calibration, *shape))
     pixels = pixels.astype("float32")
 
-    print(f"TFLite at {args.size}x{args.size}, {args.threads} threads (best of {args.repeats} "
-          f"medians of {args.runs} runs{'; our int8 with float_ops' if args.float_ops else ''}"
+    print(f"TFLite at {args.size}x{args.size}, {args.threads} threads (median of {args.repeats} "
+          f"interleaved rounds of {args.runs} runs{'; our int8 with float_ops' if args.float_ops else ''}"
           f"); train_on_batch SGD batch {args.batch} at "
           f"{args.train_size}x{args.train_size} (median of {args.repeats}). "
           "ka = keras.applications")
@@ -149,7 +151,7 @@ def main(argv=None):
         if not args.no_tflite:
             result = tflite(variant.build(input_shape=shape), pixels, args, "int8")
             (f32, f32_kib), (i8, i8_kib) = result["f32"], result["int8"]
-            ours[:5] = [f32, i8, i8 / f32, f32_kib, i8_kib]
+            ours[:5] = [f32, i8, result["ratio"], f32_kib, i8_kib]
         if not args.no_train:
             ours[5] = train_step_ms(lambda **kw: variant.build(**kw), args)
         build = KERAS_APPLICATIONS.get(variant.name)

@@ -98,26 +98,20 @@ def main(argv=None):
     qat = quantization.load_qat_model(path)
 
     print("[3/5] int8 TFLite from the QAT model"
-          + ("" if SMOKE else ", and float32 for comparison"))
+          + ("" if SMOKE else ", and float32 and post-training int8 for comparison"))
     rows, files = finetune.compare_models(
         model, x_val, y_val, qat_model=qat,
         int8_path=os.path.join(args.output_dir, "model_int8_qat.tflite"),
         float32_path=None if SMOKE else os.path.join(args.output_dir, "model_float32.tflite"),
+        ptq_path=None if SMOKE else os.path.join(args.output_dir, "model_int8_ptq.tflite"),
+        representative_data=None if SMOKE else calibration,
         batch_size=args.batch_size, latency_runs=5 if SMOKE else 100,
     )
     print(export.op_report(files["tflite_int8"]))
     kernels = export.op_tensor_types(files["tflite_int8"])
     assert all(row["input"] == row["output"] == "INT8" for row in kernels), kernels
-
-    if not SMOKE:
-        print("[4/5] post-training int8 of the float model (baseline)")
-        ptq = os.path.join(args.output_dir, "model_int8_ptq.tflite")
-        export.to_tflite(model, ptq, quantization="int8", representative_data=calibration)
-        row, _ = compare.tflite_row("TFLite int8 (post-training)", ptq, x_val, y_val,
-                                    reference=model.predict(x_val, verbose=0))
-        rows.append(row)
-    else:
-        print("[4/5] post-training int8 baseline: skipped in smoke mode")
+    print("[4/5] post-training int8 of the float model (baseline): "
+          + ("skipped in smoke mode" if SMOKE else files["tflite_int8_ptq"]))
 
     print(f"[5/5] LiteRT on {len(x_val)} held-out images ('agreement': top-1 agreement with "
           "the Keras model each file was made from):")

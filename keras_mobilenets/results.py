@@ -63,6 +63,20 @@ def cpu_features():
     return [feature for feature in CPU_FEATURES if feature in present]
 
 
+def cpu_description():
+    """The processor and its int8-relevant features in a few words, for printed tables.
+
+    Example:
+        >>> cpu_description()
+        'AMD EPYC; AVX2, FMA'
+    """
+    features = cpu_features()
+    name = _cpu_model() or platform.processor() or platform.machine()
+    if features is None:
+        return name
+    return f"{name}; {', '.join(f.upper() for f in features) or 'no AVX2'}"
+
+
 def onednn_enabled():
     """Whether TensorFlow runs its oneDNN CPU kernels in this process, or None if unknown.
 

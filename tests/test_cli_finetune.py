@@ -168,3 +168,23 @@ def test_finetune_and_demo_refuse_tensorflow_only_options_on_other_backends(
                      r"`keras-mobilenets finetune` trains float models on every backend",
                      capsys.readouterr().err)
     assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()
+
+
+def test_tables_name_the_cpu_and_say_whether_int8_was_faster(monkeypatch):
+    from keras_mobilenets import results
+    from keras_mobilenets.cli import training
+    from keras_mobilenets.export import Spread
+    from keras_mobilenets.export.compare import Row
+
+    monkeypatch.setattr(results, "cpu_features", lambda: ["avx2", "fma"])
+    monkeypatch.setattr(results, "_cpu_model", lambda: "Some CPU")
+    assert results.cpu_description() == "Some CPU; AVX2, FMA"
+    assert "on this CPU (Some CPU; AVX2, FMA)" in training.latency_note()
+    float32 = Row("TFLite float32", 0.9, 1.0, 3.0, 0.2)
+    faster = Row("TFLite int8 (QAT)", 0.9, 1.0, 1.0, 0.1, Spread(0.5, 0.4, 0.6))
+    slower = Row("TFLite int8 (post-training)", 0.9, 1.0, 1.0, 0.3, Spread(1.05, 0.9, 1.2))
+    assert training.int8_speed_note([float32]) == ""
+    assert training.int8_speed_note([float32, faster]) == (
+        "On this CPU the int8 files ran faster than the float32 file.")
+    assert training.int8_speed_note([float32, faster, slower]).startswith(
+        "On this CPU the int8 files were not faster than the float32 file")

@@ -5,7 +5,8 @@ what an earlier one made), in a fresh folder, with ``KERAS_MOBILENETS_SMOKE=1`` 
 matplotlib's Agg backend (tests/scripts/run_doc_blocks.py). A block that cannot run here says
 why in a comment on the line before it, ``<!-- not-tested: reason -->``, and is reported as
 skipped with that reason. docs/model_zoo.md is generated (tests/test_zoo.py);
-docs/architecture.md and docs/development.md hold no Python blocks to run.
+docs/architecture.md, docs/development.md and docs/arm_estimate.md (shell commands that need
+QEMU and root) hold no Python blocks to run.
 """
 
 import json
@@ -17,7 +18,7 @@ from tests import helpers
 
 PAGES = ["README.md"] + sorted(
     f"docs/{path.name}" for path in (helpers.REPO / "docs").glob("*.md")
-    if path.name not in ("model_zoo.md", "architecture.md", "development.md"))
+    if path.name not in ("model_zoo.md", "architecture.md", "development.md", "arm_estimate.md"))
 NOT_TESTED = re.compile(r"^<!-- not-tested: (.+?) -->$")
 
 

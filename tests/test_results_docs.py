@@ -21,7 +21,7 @@ render = helpers.load_script(helpers.REPO / "tools" / "render_results.py")
 
 
 def _record_files():
-    return sorted([*RESULTS_DIR.glob("*/seed*.json"), *RESULTS_DIR.glob("*/*/seed*.json")])
+    return sorted([*RESULTS_DIR.glob("*/seed*.json"), *RESULTS_DIR.glob("*/*/*.json")])
 
 
 def test_pages_hold_exactly_the_rendered_blocks():
@@ -46,10 +46,20 @@ def test_every_record_names_its_seed_command_and_machine():
     for path in files:
         record = json.loads(path.read_text())
         assert record["name"] == path.relative_to(RESULTS_DIR).parts[0], path
+        if not path.name.startswith("seed"):
+            # Figures no command of this repository wrote: they say where they come from,
+            # on which machine, and how they were measured.
+            assert record["command"] is None and record["seed"] is None, path
+            assert len(record["source"]) > 40 and len(record["method"]) > 40, path
+            for key in ("processor", "cpu_model", "cpu_count", "tensorflow"):
+                assert record["machine"].get(key), (path, key)
+            assert record["rows"] and all("name" in row for row in record["rows"])
+            continue
         assert path.name == f"seed{record['seed']}.json", path
         assert isinstance(record["seed"], int) and record["seed"] >= 0
         command = record["command"]
-        assert command.startswith(("keras-mobilenets demo", "python examples/")), command
+        assert command.startswith(("keras-mobilenets demo", "python examples/",
+                                   "python benchmarks/")), command
         assert re.search(rf"--seed {record['seed']}\b", command), command
         assert "SMOKE" not in command, command
         machine = record["machine"]
@@ -116,3 +126,22 @@ def test_each_machine_has_its_table_under_one_intro(tmp_path):
 ])
 def test_command_line(argv, expected):
     assert results.command_line("keras-mobilenets", argv) == expected
+
+
+def test_demo_runs_with_timed_ratios_get_the_ratio_column(tmp_path):
+    settings = dict(image_size=64, train_images=6000, test_images=1000, epochs=6,
+                    qat_epochs=1, batch_size=32, alpha=1.0)
+    for seed, ratio in ((0, 1.04), (1, 1.08)):
+        rows = [{"name": "TFLite float32", "accuracy": 0.9, "agreement": 1.0, "size_kib": 3.0,
+                 "latency_ms": 0.2, "latency_ratio": None},
+                {"name": "TFLite int8 (QAT)", "accuracy": 0.9, "agreement": 0.99,
+                 "size_kib": 1.0, "latency_ms": 0.21, "latency_ratio": [ratio, 1.0, 1.1]}]
+        path = results.write_results(tmp_path / "run", "demo", seed,
+                                     f"keras-mobilenets demo --seed {seed}", rows,
+                                     settings=settings, seconds=100.0)
+        (tmp_path / "demo" / "cpu").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "demo" / "cpu" / f"seed{seed}.json").write_text(open(path).read())
+    block = render.render("demo", str(tmp_path))
+    assert "| model | accuracy | agreement | size KiB | latency ms | latency / float32 |" in block
+    assert "| TFLite int8 (QAT) |" in block and "| 1.06 (1.04–1.08) |" in block
+    assert "7 interleaved rounds" in block

@@ -9,6 +9,8 @@ Commands:
              quantization-aware, and export int8 TFLite (see ``finetune --help``).
     detect   detect COCO objects in an image with torchvision's SSDLite (converted).
     segment  segment an image into Pascal VOC classes with torchvision's LR-ASPP.
+    evaluate accuracy, agreement, size and latency of .keras, .tflite and .onnx files on a
+             folder of labelled images (see ``evaluate --help``).
 
 TensorFlow's and LiteRT's own log lines are off unless ``--verbose`` (before or after the
 command) or ``TF_CPP_MIN_LOG_LEVEL`` is set (see ``keras_mobilenets.quiet``): the package
@@ -19,7 +21,7 @@ import argparse
 import sys
 
 from keras_mobilenets import quiet
-from keras_mobilenets.cli import inspect_models, pretrained, training
+from keras_mobilenets.cli import evaluate, inspect_models, pretrained, training
 from keras_mobilenets.cli.inspect_models import models_table, predict_image
 
 __all__ = ["build_parser", "main", "models_table", "predict_image"]
@@ -50,6 +52,7 @@ def build_parser():
     inspect_models.add_parsers(commands)
     training.add_parsers(commands)
     pretrained.add_parsers(commands)
+    evaluate.add_parsers(commands)
     for command in commands.choices.values():  # also after the command (SUPPRESS: no reset)
         command.add_argument(quiet.VERBOSE_OPTION, action="store_true",
                              default=argparse.SUPPRESS, help=VERBOSE_HELP)

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from keras_mobilenets import _checks, quiet
+from keras_mobilenets import _checks, quiet, results
 from keras_mobilenets.cli.arguments import (
     fraction,
     int_at_least,
@@ -17,6 +17,28 @@ from keras_mobilenets.cli.arguments import (
     export_path,
     weights,
 )
+
+
+def latency_note():
+    """How the tables' latency was measured, naming this CPU."""
+    return ("latency: LiteRT, 2 threads, one image, the median over 7 interleaved rounds on "
+            f"this CPU ({results.cpu_description()}); 'vs float32': each file's latency "
+            "over the float32 file's, round by round, median (min-max)")
+
+
+def int8_speed_note(rows):
+    """A sentence on whether the int8 files ran faster than float32 here, or "" without a
+    timed int8 row."""
+    ratios = [row.latency_ratio for row in rows
+              if row.latency_ratio is not None and "int8" in row.name]
+    if not ratios:
+        return ""
+    if all(ratio.median < 1 for ratio in ratios):
+        return "On this CPU the int8 files ran faster than the float32 file."
+    return ("On this CPU the int8 files were not faster than the float32 file (XNNPACK's int8 "
+            "kernels gain little without int8 dot-product instructions: AVX-512 VNNI, "
+            "AVX-VNNI or ARM's dot product); they are a third of its size. Per CPU and "
+            "model: docs/speed.md.")
 
 
 def demo_command(args):
@@ -40,9 +62,11 @@ def demo_command(args):
         return 1
     print()
     print(f"Held-out accuracy on {args.test_images} shapes images ('agreement' is top-1 "
-          "agreement with the Keras model each file was made from; latency: LiteRT, "
-          "2 threads, median):")
+          f"agreement with the Keras model each file was made from; {latency_note()}):")
     print(result.table())
+    note = int8_speed_note(result.rows)
+    if note:
+        print(note)
     print(f"Files: {', '.join(result.files.values())}  ({result.seconds:.0f} s)")
     print(f"Figures, seed, command and machine: {result.results_file}")
     return 0
@@ -152,9 +176,11 @@ def _finetune(args, parser):
               f"(list in {result.files['skipped_txt']}).")
     split = "validation" if config.validation_split else "training"
     print(f"Accuracy on the {split} images ({', '.join(result.class_names)}); 'agreement' is "
-          "top-1 agreement with the Keras model each one was made from; latency: LiteRT, "
-          "2 threads, median:")
+          f"top-1 agreement with the Keras model each one was made from; {latency_note()}:")
     print(result.table())
+    note = int8_speed_note(result.rows)
+    if note:
+        print(note)
     print(f"Files: {', '.join(result.files.values())}  ({result.seconds:.0f} s)")
     return 0
 

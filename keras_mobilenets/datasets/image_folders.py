@@ -125,12 +125,14 @@ class ImageFolderScan:
         return dict(zip(self.class_names, (int(n) for n in found)))
 
 
-def scan_image_folder(data_dir, verbose=0):
+def scan_image_folder(data_dir, verbose=0, limit=None):
     """Decodes every file of a folder of class sub-folders once, before any training.
 
     Args:
         data_dir: The folder (see :func:`check_image_folder`).
         verbose: 1 shows a progress bar when standard output is a terminal.
+        limit: Check only the first ``limit`` files of each class (in sorted order, the
+            files that cannot be used among them included); None checks all.
 
     Returns:
         An :class:`ImageFolderScan`.
@@ -143,11 +145,12 @@ def scan_image_folder(data_dir, verbose=0):
         >>> scan.counts()
         {'daisy': 633, 'dandelion': 898, 'roses': 641, 'sunflowers': 699, 'tulips': 799}
     """
+    _checks.check_int("limit", limit, minimum=1, allow_none=True)
     path = os.fspath(data_dir)
     class_names = check_image_folder(path)
     candidates, classes = [], []
     for label, name in enumerate(class_names):
-        found = list(_walk(os.path.join(path, name)))
+        found = list(_walk(os.path.join(path, name)))[:limit]
         candidates += found
         classes += [label] * len(found)
     good, skipped = image_files.check_image_files(candidates, verbose=verbose)

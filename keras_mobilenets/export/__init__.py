@@ -9,6 +9,7 @@ Example:
     >>> from keras_mobilenets import export
     >>> flatbuffer = export.to_tflite(model, "model.tflite")
     >>> export.LiteRTModel(flatbuffer).predict(images)
+    >>> export.time_in_rounds({"float32": flatbuffer, "int8": int8_bytes}).ratio("int8", "float32")
     >>> print(export.op_report(flatbuffer))
     >>> export.OnnxModel(export.to_onnx(model, "model.onnx")).predict(images)
 """
@@ -18,7 +19,7 @@ from keras_mobilenets.export.int8_rewrite import (
     REWRITES,
     rewrite_int8_for_xnnpack,
 )
-from keras_mobilenets.export.litert import Latency, LiteRTModel, latency_in_turn
+from keras_mobilenets.export.litert import Latency, LiteRTModel
 from keras_mobilenets.export.onnx import to_onnx
 from keras_mobilenets.export.onnx_runtime import OnnxModel
 from keras_mobilenets.export.report import (
@@ -30,6 +31,7 @@ from keras_mobilenets.export.report import (
 )
 from keras_mobilenets.export.rewrite import HARD_SWISH_MODES, rewrite_int8_hard_swish
 from keras_mobilenets.export.tflite import QUANTIZATIONS, to_tflite
+from keras_mobilenets.export.timing import RoundTimes, Spread, time_in_rounds
 
 __all__ = [
     "DEFAULT_REWRITES",
@@ -40,13 +42,15 @@ __all__ = [
     "OnnxModel",
     "QUANTIZATIONS",
     "REWRITES",
-    "latency_in_turn",
+    "RoundTimes",
+    "Spread",
     "non_delegated_ops",
     "op_histogram",
     "op_report",
     "op_tensor_types",
     "rewrite_int8_for_xnnpack",
     "rewrite_int8_hard_swish",
+    "time_in_rounds",
     "to_onnx",
     "to_tflite",
 ]

@@ -8,7 +8,8 @@ Example:
     >>> rows = [Row("Keras float", accuracy(float_probs, labels))]
     >>> row, probs = tflite_row("TFLite int8", "model_int8.tflite", images, labels,
     ...                         reference=float_probs)
-    >>> print(format_table(rows + [row]))
+    >>> rows = with_latency(rows + [row], {"TFLite int8": "model_int8.tflite"})
+    >>> print(format_table(rows))
 """
 
 import dataclasses
@@ -16,6 +17,8 @@ import os
 from typing import Optional
 
 import numpy as np
+
+from keras_mobilenets.export.timing import Spread, time_in_rounds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +31,10 @@ class Row:
         agreement: Top-1 agreement in [0, 1] with the model the line's model was made
             from, or None.
         size_kib: File size in KiB, or None.
-        latency_ms: Median latency of one inference in milliseconds, or None.
+        latency_ms: Latency of one inference in milliseconds (median over the rounds of
+            ``export.time_in_rounds``), or None.
+        latency_ratio: ``export.Spread`` of this file's latency over the reference file's
+            (the float32 file), round by round, or None.
     """
 
     name: str
@@ -36,6 +42,7 @@ class Row:
     agreement: Optional[float] = None
     size_kib: Optional[float] = None
     latency_ms: Optional[float] = None
+    latency_ratio: Optional[Spread] = None
 
 
 def accuracy(probabilities, labels):
@@ -58,11 +65,12 @@ def agreement(a, b):
     return float(np.mean(np.argmax(a, axis=-1) == np.argmax(b, axis=-1)))
 
 
-def format_table(rows):
+def format_table(rows, ratio_header="vs float32"):
     """The rows as a text table (``-`` where a value is None).
 
     Args:
         rows: An iterable of :class:`Row`.
+        ratio_header: Header of the latency-ratio column (shown when a row has a ratio).
 
     Returns:
         The table, one line per row under a header.
@@ -70,18 +78,22 @@ def format_table(rows):
     Example:
         >>> print(format_table([Row("Keras float", 0.9)]))
     """
+    rows = list(rows)
+    ratios = any(row.latency_ratio is not None for row in rows)
 
     def cell(value, fmt):
         width = int(fmt.split(".")[0])
         return format(value, fmt) if value is not None else "-".rjust(width)
 
-    lines = [f"{'model':28s} {'accuracy':>9s} {'agreement':>10s} {'size KiB':>9s} "
-             f"{'latency ms':>11s}"]
+    header = (f"{'model':28s} {'accuracy':>9s} {'agreement':>10s} {'size KiB':>9s} "
+              f"{'latency ms':>11s}")
+    lines = [header + (f"  {ratio_header}" if ratios else "")]
     for row in rows:
-        lines.append(
-            f"{row.name:28s} {cell(row.accuracy, '9.4f')} {cell(row.agreement, '10.4f')} "
-            f"{cell(row.size_kib, '9.1f')} {cell(row.latency_ms, '11.3f')}"
-        )
+        line = (f"{row.name:28s} {cell(row.accuracy, '9.4f')} {cell(row.agreement, '10.4f')} "
+                f"{cell(row.size_kib, '9.1f')} {cell(row.latency_ms, '11.3f')}")
+        if row.latency_ratio is not None:
+            line += f"  {Spread(*row.latency_ratio).text()}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -105,38 +117,22 @@ def kind_of(path):
     return FILE_KINDS[suffix]
 
 
-def runner_of(path, num_threads=2):
-    """A ``LiteRTModel`` for a .tflite path, an ``OnnxModel`` for an .onnx path.
-
-    Example:
-        >>> runner_of("model_int8.onnx").predict(images)
-    """
-    if kind_of(path) == "ONNX":
-        from keras_mobilenets.export.onnx_runtime import OnnxModel
-
-        return OnnxModel(path, num_threads=num_threads)
-    from keras_mobilenets.export.litert import LiteRTModel
-
-    return LiteRTModel(path, num_threads=num_threads)
-
-
-def tflite_row(name, path, images, labels, reference=None, latency_runs=100, num_threads=2):
-    """Runs a TFLite file with LiteRT (or an ONNX file with ONNX Runtime) on ``images`` and
-    measures one comparison row.
+def tflite_row(name, path, images, labels, reference=None, num_threads=2):
+    """Runs a TFLite file with LiteRT (or an ONNX file with ONNX Runtime, picked by
+    ``runners.open_model``) on ``images``: one comparison row without latency.
 
     Args:
         name: Name of the row.
-        path: The ``.tflite`` (or ``.onnx``) file.
+        path: The ``.tflite`` file.
         images: Float inputs ``(N, rows, cols, channels)`` in the range the model expects.
         labels: Integer labels ``(N,)``.
         reference: Optional scores ``(N, classes)`` of the model the file was made from,
             for the agreement column.
-        latency_runs: Timed invocations for the latency (after ``latency_runs // 10``
-            untimed ones).
         num_threads: CPU threads of the interpreter.
 
     Returns:
-        ``(row, probabilities)``: the :class:`Row` and the file's float32 outputs.
+        ``(row, probabilities)``: the :class:`Row` (latency None: time the files together
+        with :func:`with_latency`) and the file's float32 outputs.
 
     Raises:
         ImportError: If ai-edge-litert (for .tflite) or onnxruntime (for .onnx) is not
@@ -144,16 +140,57 @@ def tflite_row(name, path, images, labels, reference=None, latency_runs=100, num
 
     Example:
         >>> row, probs = tflite_row("TFLite int8", "model_int8.tflite", images, labels)
-        >>> row.size_kib, row.latency_ms
+        >>> row.accuracy, row.size_kib
     """
-    runner = runner_of(path, num_threads=num_threads)
-    probabilities = runner.predict(images)
-    latency = runner.latency(runs=latency_runs, warmup=max(1, latency_runs // 10)).median_ms
+    from keras_mobilenets.export.runners import open_model
+
+    probabilities = open_model(path, num_threads=num_threads).predict(images)
     row = Row(
         name,
         accuracy(probabilities, labels),
         agreement(probabilities, reference) if reference is not None else None,
         os.path.getsize(path) / 1024,
-        latency,
     )
     return row, probabilities
+
+
+def with_latency(rows, files, reference=None, num_threads=2, rounds=7, runs=50):
+    """The rows with the latency of their files, timed together (``export.time_in_rounds``).
+
+    Args:
+        rows: :class:`Row` objects.
+        files: ``{row name: file or runner}`` to time (see ``export.time_in_rounds``);
+            other rows are returned unchanged.
+        reference: Name of the row whose file the others' latency ratio is taken against
+            (e.g. ``"TFLite float32"``), or None for no ratio.
+        num_threads: CPU threads of the TFLite interpreters.
+        rounds: Interleaved rounds.
+        runs: Timed invocations per file and round.
+
+    Returns:
+        A list of :class:`Row`: ``latency_ms`` the median over the rounds,
+        ``latency_ratio`` the spread of the per-round ratio to ``reference``.
+
+    Raises:
+        ValueError: If ``reference`` is not one of ``files`` (named).
+
+    Example:
+        >>> rows = with_latency(rows, {"TFLite float32": f32, "TFLite int8": i8},
+        ...                     reference="TFLite float32")
+        >>> rows[-1].latency_ratio.text()
+        '0.93 (0.91–0.95)'
+    """
+    if reference is not None and reference not in files:
+        raise ValueError(f"`reference` must name one of the timed files {sorted(files)}, "
+                         f"got {reference!r}.")
+    times = time_in_rounds(files, num_threads=num_threads, rounds=rounds, runs=runs,
+                           warmup=max(1, runs // 5))
+    timed = []
+    for row in rows:
+        if row.name in files:
+            ratio = (times.ratio(row.name, reference)
+                     if reference is not None and row.name != reference else None)
+            row = dataclasses.replace(row, latency_ms=times.median_ms(row.name),
+                                      latency_ratio=ratio)
+        timed.append(row)
+    return timed

@@ -6,7 +6,7 @@ RESHAPE -> TRANSPOSE -> RESHAPE, and XNNPACK does not delegate int8 AVERAGE_POOL
 strided units' shortcut) nor a standalone int8 RELU (after their concatenation), so those
 run on the builtin kernels between delegated pieces (``export.op_report`` lists them).
 
-How (all exact up to int8 rounding; ``benchmarks/tflite_latency.py`` measures the result):
+How (all exact up to int8 rounding; ``benchmarks/int8_speed.py`` measures the result):
 
 - ``fold_channel_shuffles``: a CONV_2D whose output only feeds a channel shuffle
   (RESHAPE to ``(..., g, n)``, TRANSPOSE of the last two axes, RESHAPE back) becomes one

@@ -228,36 +228,3 @@ class LiteRTModel:
         """Text report of op counts and dtypes (see ``report.op_report``)."""
         return report.op_report(self.model_content)
 
-
-def latency_in_turn(files, num_threads=2, runs=20, warmup=5, repeats=3):
-    """Times several TFLite files in turn; the fastest of ``repeats`` medians counts.
-
-    Each round times every file once (``LiteRTModel.latency``), so that load from other
-    work on the machine slows all files alike rather than whichever ran during it.
-
-    Args:
-        files: ``{name: .tflite path or bytes}``.
-        num_threads: CPU threads of each interpreter.
-        runs: Timed invocations per file and round.
-        warmup: Untimed invocations per file and round.
-        repeats: Rounds.
-
-    Returns:
-        ``{name: milliseconds}``, the smallest median of a file over the rounds.
-
-    Raises:
-        ValueError: If ``files`` is empty or ``repeats`` is not a positive int (named).
-
-    Example:
-        >>> latency_in_turn({"float32": to_tflite(model), "int8": int8_bytes})
-        {'float32': 3.26, 'int8': 2.59}
-    """
-    _checks.check_positive_int("repeats", repeats)
-    if not files:
-        raise ValueError("`files` must name at least one TFLite file, got none.")
-    runners = {name: LiteRTModel(f, num_threads=num_threads) for name, f in files.items()}
-    times = {name: [] for name in files}
-    for _ in range(repeats):
-        for name, runner in runners.items():
-            times[name].append(runner.latency(runs=runs, warmup=warmup).median_ms)
-    return {name: min(values) for name, values in times.items()}

@@ -20,7 +20,9 @@ command line and ``examples/finetune_colab.ipynb`` walks through the steps one b
 5. optionally quantization-aware fine-tuning (``quantization.quantize_model`` with
    calibration images, then :func:`fit_phase` again);
 6. optionally int8 TFLite export, run with LiteRT, and a table of accuracy, size and
-   latency (``export.compare``).
+   latency (``export.compare``);
+7. later, the saved files evaluated side by side on labelled images
+   (:func:`evaluate_files`, ``keras-mobilenets evaluate``).
 
 Batch normalization: the batch norms of a frozen backbone run in inference mode (Keras
 does that for non-trainable BatchNormalization layers), so they keep their statistics.
@@ -31,7 +33,8 @@ far from the data after a short training, so they are re-estimated from training
 (``training.reestimate_batch_norm``) before each validation and at the end of the phase.
 
 Modules: :mod:`~keras_mobilenets.finetune.classifier` (model), ``data`` (augmentation),
-:mod:`~keras_mobilenets.finetune.phases` (training), ``config``, ``evaluation`` and
+:mod:`~keras_mobilenets.finetune.phases` (training), ``config``, ``evaluation``,
+:mod:`~keras_mobilenets.finetune.file_evaluation` (saved files on labelled images) and
 :mod:`~keras_mobilenets.finetune.workflow` (end to end; ``demo.run_demo`` is a preset of it).
 The same ``seed`` on the same machine gives the same numbers.
 
@@ -70,6 +73,7 @@ from keras_mobilenets.finetune.config import (
 )
 from keras_mobilenets.finetune.data import augment, augmentation, dataset_arrays, take_images
 from keras_mobilenets.finetune.evaluation import compare_models
+from keras_mobilenets.finetune.file_evaluation import FileEvaluation, evaluate_files
 from keras_mobilenets.finetune.phases import OPTIMIZERS, PHASES, PhaseResult, fit_phase
 from keras_mobilenets.finetune.workflow import (
     FineTuneResult,
@@ -83,6 +87,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "OPTIMIZERS",
     "PHASES",
+    "FileEvaluation",
     "FineTuneConfig",
     "FineTuneResult",
     "ImageFolderScan",
@@ -99,6 +104,7 @@ __all__ = [
     "tensorflow_only_settings",
     "check_image_folder",
     "compare_models",
+    "evaluate_files",
     "dataset_arrays",
     "fit_phase",
     "image_folder_datasets",

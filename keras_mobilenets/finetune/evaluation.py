@@ -50,10 +50,12 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
         qat_model: Optional QAT model from ``quantization.quantize_model``.
         int8_path: Path of the int8 ``.tflite`` or ``.onnx`` file to write; None exports
             nothing.
-        float32_path: Path of the float32 file to write for comparison.
+        float32_path: Path of the float32 file (same kind) to write for comparison.
         representative_data: Calibration images for post-training int8.
         batch_size: Batch size of the Keras predictions.
-        latency_runs: Timed invocations per file.
+        latency_runs: Timed invocations per file in each of the 7 rounds that
+            time the files against each other (``export.time_in_rounds``); the int8 rows'
+            ``latency_ratio`` is their latency over the float32 file's, round by round.
         ptq_path: Path of a post-training int8 file to write beside the QAT one.
 
     Returns:
@@ -75,6 +77,8 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
         ...                              int8_path="model_int8.tflite")
         >>> print(export.compare.format_table(rows))
     """
+    from keras_mobilenets.export.runners import open_model
+
     if int8_path is not None and qat_model is None and representative_data is None:
         raise ValueError("`int8_path` needs a `qat_model` or `representative_data` (post-"
                          "training int8 calibration).")
@@ -123,7 +127,10 @@ def compare_models(model, images, labels, qat_model=None, int8_path=None, float3
         _export(kind, model, post_training, "int8", representative_data)
         exported.append((f"{kind} int8 (post-training)", post_training, float_probs))
     for name, path, reference in exported:
-        row, _ = compare.tflite_row(name, path, images, labels, reference,
-                                    latency_runs=latency_runs)
+        row, _ = compare.tflite_row(name, path, images, labels, reference)
         rows.append(row)
+    timed = {name: open_model(path) for name, path, _ in exported}
+    reference = f"{kind} float32"
+    rows = compare.with_latency(rows, timed, reference=reference if reference in timed else None,
+                                runs=latency_runs)
     return rows, files

@@ -139,25 +139,66 @@ def test_runner_rejects_wrong_shapes(v3small):
     assert 0 < latency.median_ms <= latency.p90_ms
 
 
-def test_latency_in_turn_alternates_the_files_and_keeps_each_fastest_median(
-        v3small, monkeypatch):
-    calls, medians = [], iter([5.0, 9.0, 4.0, 11.0, 6.0, 8.0])  # float32, float16, ...
+def test_time_in_rounds_alternates_the_order_and_reads_per_round_ratios(v3small, monkeypatch):
+    calls = []
+    medians = iter([50.0, 50.0, 2.0, 1.0, 4.0, 2.0, 3.0, 6.0])  # warm-ups, then round by round
 
-    def fake_latency(runner, runs, warmup):
+    def fake_latency(runner, runs, warmup, seed=0):
         calls.append((runner.model_content, runs, warmup))
         return export.Latency(median_ms=next(medians), p90_ms=0.0, runs=runs)
 
     monkeypatch.setattr(export.LiteRTModel, "latency", fake_latency)
     files = {"float32": v3small["float32"],
              "float16": export.to_tflite(v3small["model"], quantization="float16")}
-    times = export.latency_in_turn(files, runs=7, warmup=2, repeats=3)
-    assert times == {"float32": 4.0, "float16": 8.0}
-    assert [c[0] for c in calls] == [files["float32"], files["float16"]] * 3
-    assert {c[1:] for c in calls} == {(7, 2)}
-    with pytest.raises(ValueError, match="repeats"):
-        export.latency_in_turn(files, repeats=0)
-    with pytest.raises(ValueError, match="files"):
-        export.latency_in_turn({})
+    times = export.time_in_rounds(files, rounds=3, runs=7, warmup=2)
+    # Warm-ups (2 runs each), then rounds in order float32, float16 / float16, float32 / ...
+    order = [files["float32"], files["float16"]]
+    assert [c[0] for c in calls] == order + order + order[::-1] + order
+    assert [c[1:] for c in calls] == [(2, 0)] * 2 + [(7, 0)] * 6
+    assert times.rounds == {"float32": (2.0, 2.0, 3.0), "float16": (1.0, 4.0, 6.0)}
+    assert times.median_ms("float16") == 4.0
+    assert times.spread_ms("float16") == export.Spread(4.0, 1.0, 6.0)
+    # Per-round ratios 0.5, 2.0, 2.0: their median, not the ratio of the medians (2.0 / 2.0).
+    assert times.ratio("float16", "float32") == export.Spread(2.0, 0.5, 2.0)
+    assert times.ratio("float16", "float32").text() == "2.00 (0.50–2.00)"
+    with pytest.raises(KeyError, match="no file named 'int8'"):
+        times.ratio("int8", "float32")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"rounds": 0}, "rounds"), ({"runs": 0}, "runs"), ({"warmup": -1}, "warmup"),
+])
+def test_time_in_rounds_names_a_bad_argument(v3small, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        export.time_in_rounds({"float32": v3small["float32"]}, **kwargs)
+    with pytest.raises(ValueError, match="`files` must name at least one file"):
+        export.time_in_rounds({})
+
+
+def test_time_in_rounds_times_real_files_and_runners(v3small):
+    runner = export.LiteRTModel(v3small["float32"], num_threads=1)
+    times = export.time_in_rounds({"bytes": v3small["float32"], "runner": runner},
+                                  num_threads=1, rounds=2, runs=3, warmup=1)
+    assert all(len(values) == 2 and min(values) > 0 for values in times.rounds.values())
+    assert times.ratio("runner", "bytes").low > 0
+
+
+def test_compare_rows_get_latency_and_ratio_from_one_timing(v3small, tmp_path):
+    from keras_mobilenets.export import compare
+
+    path = tmp_path / "float32.tflite"
+    path.write_bytes(v3small["float32"])
+    rows = [compare.Row("Keras float", 0.5), compare.Row("a", 0.5), compare.Row("b", 0.5)]
+    timed = compare.with_latency(rows, {"a": str(path), "b": str(path)}, reference="a",
+                                 rounds=3, runs=2)
+    assert timed[0] == rows[0]
+    assert timed[1].latency_ms > 0 and timed[1].latency_ratio is None
+    assert timed[2].latency_ms > 0 and 0 < timed[2].latency_ratio.low <= timed[2].latency_ratio.high
+    table = compare.format_table(timed)
+    assert table.splitlines()[0].endswith("vs float32")
+    assert timed[2].latency_ratio.text() in table.splitlines()[3]
+    with pytest.raises(ValueError, match="`reference` must name one of the timed files"):
+        compare.with_latency(rows, {"a": str(path)}, reference="float32")
 
 
 def test_published_uint8_mobilenet_v2_names_grace_hopper():
