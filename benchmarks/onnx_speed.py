@@ -12,11 +12,12 @@ on random pixels (so activations are realistic), four files:
   of the two int8 routes, see keras_mobilenets/export/onnx.py); both run by
   ``export.OnnxModel`` (ONNX Runtime, CPU).
 
-For each thread count of ``--threads`` the four files are timed in one process, in turn,
-in each of ``--rounds`` rounds (one ``latency`` call of ``--runs`` runs per file and
-round), so that load from other processes hits them alike. Printed per variant and thread
-count: the median over the rounds of each file's median, and the per-round ratios int8 /
-float32 of each runtime and ONNX float32 / LiteRT float32 as median (min-max).
+For each thread count of ``--threads`` the four files are timed in one process with
+``export.time_in_rounds`` (interleaved rounds: ``--rounds`` rounds of ``--runs`` runs per
+file, after a warm-up), so that load from other processes hits them alike. Printed per
+variant and thread count: the median over the rounds of each file's median, and the
+per-round ratios int8 / float32 of each runtime and ONNX float32 / LiteRT float32 as
+median (min-max).
 
 Usage:
     python benchmarks/onnx_speed.py --variants mobilenet_v2_1.0,mobilenet_v3_small_1.0
@@ -26,7 +27,6 @@ Usage:
 import argparse
 import logging
 import os
-import statistics
 from importlib import metadata
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -60,23 +60,14 @@ def make_files(model, pixels):
     }
 
 
-def time_in_turn(files, threads, rounds, runs):
-    """``{file name: [median ms per round]}``, the files timed in turn in each round."""
+def time_files(files, threads, rounds, runs):
+    """Medians (ms) of each file and the ``export.Spread`` of the per-round ratios."""
     runners = {name: (export.OnnxModel if name.startswith("onnx") else export.LiteRTModel)(
         content, num_threads=threads) for name, content in files.items()}
-    times = {name: [] for name in files}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            times[name].append(runner.latency(runs=runs, warmup=3).median_ms)
-    return times
-
-
-def summarize(times):
-    """Medians of each file and (median, min, max) of the per-round ratios."""
-    row = {name: statistics.median(values) for name, values in times.items()}
+    times = export.time_in_rounds(runners, rounds=rounds, runs=runs, warmup=5)
+    row = {name: times.median_ms(name) for name in files}
     for label, (top, bottom) in RATIOS.items():
-        ratios = [a / b for a, b in zip(times[top], times[bottom])]
-        row[label] = (statistics.median(ratios), min(ratios), max(ratios))
+        row[label] = times.ratio(top, bottom)
     return row
 
 
@@ -93,7 +84,7 @@ def _versions():
 
 def main(argv=None):
     """Prints the table; returns its rows as dicts (variant, threads, the four medians in
-    ms, and the three ratios as (median, min, max))."""
+    ms, and the three ratios as ``export.Spread(median, low, high)``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="", help="comma-separated name substrings")
     parser.add_argument("--size", type=int, default=224)
@@ -126,7 +117,7 @@ def main(argv=None):
     for variant in variants:
         files = make_files(variant.build(input_shape=shape), pixels)
         for count in threads:
-            row = summarize(time_in_turn(files, count, args.rounds, args.runs))
+            row = time_files(files, count, args.rounds, args.runs)
             ratios = "  ".join(f"{m:5.2f} ({lo:.2f}-{hi:.2f})".rjust(width) for (m, lo, hi), width
                                in zip((row[label] for label in RATIOS), (17, 17, 18)))
             print(f"{variant.name:32s} {count:3d} {row['litert_f32']:10.2f} "
