@@ -216,8 +216,9 @@ def test_config_errors_name_the_setting(changes, message):
 
 
 def test_run_finetune_rejects_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="`export` must be a path ending in .tflite"):
-        finetune.run_finetune(tmp_path, tmp_path / "out", export="model.onnx")
+    with pytest.raises(ValueError, match=r"`export` must be a path ending in \.tflite or "
+                                         r"\.onnx, got 'model\.pb'"):
+        finetune.run_finetune(tmp_path, tmp_path / "out", export="model.pb")
     with pytest.raises(ValueError, match="`config` must be a FineTuneConfig"):
         finetune.run_finetune(tmp_path, tmp_path / "out", config={"epochs": 1})
     with pytest.raises(ValueError, match="`data_dir` .* must hold at least 2 class"):
