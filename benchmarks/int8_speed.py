@@ -81,6 +81,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the random weights and calibration images")
     parser.add_argument("--output", default=None, help="folder for results.json")
+    parser.add_argument("--extra-rewrites", default="",
+                        help="comma-separated opt-in int8 rewrites (export.REWRITES, e.g. "
+                             "float_stem): a third file, int8 with them, timed beside")
     parser.add_argument("--profile", default=None, metavar="VARIANT",
                         help="per-block float32/int8 profile of one zoo variant")
     parser.add_argument("--blocks", type=int, default=None,
@@ -106,6 +109,11 @@ def parse_args(argv=None):
             parser.error(f"argument --{option}: must be >= 1, got {getattr(args, option)}")
     if args.size < 32:
         parser.error(f"argument --size: must be >= 32, got {args.size}")
+    args.extra = tuple(name.strip() for name in args.extra_rewrites.split(",") if name.strip())
+    unknown = [name for name in args.extra if name not in export.REWRITES]
+    if unknown:
+        parser.error(f"argument --extra-rewrites: unknown {unknown}; choose from "
+                     f"{', '.join(export.REWRITES)}")
     if args.profile is not None and args.profile not in names:
         parser.error(f"argument --profile: {args.profile!r} is not a zoo variant; names: "
                      f"{', '.join(names)}")
@@ -136,21 +144,30 @@ def calibration_images(model, count, seed):
     return images
 
 
-def files_of(model, images):
-    """``{"float32": bytes, "int8": bytes}`` of a model."""
-    return {"float32": export.to_tflite(model),
-            "int8": export.to_tflite(model, quantization="int8", representative_data=images)}
+def files_of(model, images, extra=()):
+    """``{"float32": bytes, "int8": bytes}`` of a model, and ``"int8_extra"``: int8 with the
+    default rewrites and ``extra`` ones, when ``extra`` names any."""
+    files = {"float32": export.to_tflite(model),
+             "int8": export.to_tflite(model, quantization="int8", representative_data=images)}
+    if extra:
+        files["int8_extra"], _ = export.rewrite_int8_for_xnnpack(
+            files["int8"], rewrites=(*export.DEFAULT_REWRITES, *extra))
+    return files
 
 
 def time_files(files, threads, args):
     """One row's figures at ``threads`` threads."""
     times = export.time_in_rounds(files, num_threads=threads, rounds=args.rounds,
                                   runs=args.runs, warmup=args.warmup, seed=args.seed)
-    ratio = times.ratio("int8", "float32")
-    return {"float32_ms": round(times.median_ms("float32"), 4),
-            "int8_ms": round(times.median_ms("int8"), 4),
-            "ratio_median": round(ratio.median, 4), "ratio_min": round(ratio.low, 4),
-            "ratio_max": round(ratio.high, 4)}
+    cell = {}
+    for name, prefix in (("int8", ""), ("int8_extra", "extra_")):
+        if name in files:
+            ratio = times.ratio(name, "float32")
+            cell.update({f"{prefix}int8_ms": round(times.median_ms(name), 4),
+                         f"{prefix}ratio_median": round(ratio.median, 4),
+                         f"{prefix}ratio_min": round(ratio.low, 4),
+                         f"{prefix}ratio_max": round(ratio.high, 4)})
+    return {"float32_ms": round(times.median_ms("float32"), 4), **cell}
 
 
 def measure(args, progress=print):
@@ -159,14 +176,20 @@ def measure(args, progress=print):
     for name in args.selected:
         keras.utils.set_random_seed(args.seed)
         model, row = build(name, args.size)
-        files = files_of(model, calibration_images(model, args.calibration, args.seed))
+        files = files_of(model, calibration_images(model, args.calibration, args.seed),
+                         args.extra)
         row = {"name": name, **row, "float32_kib": round(len(files["float32"]) / 1024, 1),
                "int8_kib": round(len(files["int8"]) / 1024, 1)}
         for threads in args.thread_counts:
             row[f"threads_{threads}"] = cell = time_files(files, threads, args)
-            progress(f"{name:32s} {threads} thr  float32 {cell['float32_ms']:7.3f} ms  int8 "
-                     f"{cell['int8_ms']:7.3f} ms  int8/float32 {cell['ratio_median']:.2f} "
-                     f"({cell['ratio_min']:.2f}–{cell['ratio_max']:.2f})")
+            line = (f"{name:32s} {threads} thr  float32 {cell['float32_ms']:7.3f} ms  int8 "
+                    f"{cell['int8_ms']:7.3f} ms  int8/float32 {cell['ratio_median']:.2f} "
+                    f"({cell['ratio_min']:.2f}–{cell['ratio_max']:.2f})")
+            if args.extra:
+                line += (f"  +{'+'.join(args.extra)} {cell['extra_int8_ms']:7.3f} ms "
+                         f"{cell['extra_ratio_median']:.2f} ({cell['extra_ratio_min']:.2f}–"
+                         f"{cell['extra_ratio_max']:.2f})")
+            progress(line)
         rows.append(row)
         keras.backend.clear_session()
     return rows
@@ -275,6 +298,7 @@ def main(argv=None):
         settings = {key: getattr(args, key) for key in
                     ("size", "rounds", "runs", "warmup", "calibration", "profile")}
         settings["threads"] = [1] if args.profile else args.thread_counts
+        settings["extra_rewrites"] = list(args.extra)
         path = results.write_results(
             args.output, "int8_profile" if args.profile else "int8_speed", args.seed,
             results.command_line("python benchmarks/int8_speed.py",

@@ -236,22 +236,25 @@ def _lraspp(records):
     return [intro], lines
 
 
-def _ratio_cell(cells):
+def _ratio_cell(cells, prefix=""):
     """The int8/float32 ratio of one row over the runs: the median of the runs' medians
     (bold where int8 is faster), then the lowest and highest round of any run."""
-    median = statistics.median(cell["ratio_median"] for cell in cells)
-    low = min(cell["ratio_min"] for cell in cells)
-    high = max(cell["ratio_max"] for cell in cells)
+    median = statistics.median(cell[f"{prefix}ratio_median"] for cell in cells)
+    low = min(cell[f"{prefix}ratio_min"] for cell in cells)
+    high = max(cell[f"{prefix}ratio_max"] for cell in cells)
     text = f"**{median:.2f}**" if median < 1 else f"{median:.2f}"
     return text if f"{low:.2f}" == f"{high:.2f}" else f"{text} ({low:.2f}–{high:.2f})"
 
 
 def _int8_speed(records):
     threads = records[0]["settings"]["threads"]
+    extra = "+".join(records[0]["settings"].get("extra_rewrites") or ())
     header = ["variant", "input"]
     for count in threads:
         label = f"{count} thread" + ("" if count == 1 else "s")
         header += [f"{label}: float32 ms", "int8 ms", "int8 / float32"]
+        if extra:
+            header += [f"int8 + {extra} / float32"]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in records[0]["rows"]:
         same = [next(r for r in record["rows"] if r["name"] == row["name"])
@@ -261,6 +264,8 @@ def _int8_speed(records):
             timed = [r[f"threads_{count}"] for r in same]
             cells += [spread([t["float32_ms"] for t in timed], ".2f"),
                       spread([t["int8_ms"] for t in timed], ".2f"), _ratio_cell(timed)]
+            if extra:
+                cells.append(_ratio_cell(timed, "extra_"))
         lines.append("| " + " | ".join(cells) + " |")
     method = records[0]["method"]
     intro = [f"Method: {method}. int8 / float32: the median of the per-round ratios (over "

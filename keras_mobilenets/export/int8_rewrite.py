@@ -37,6 +37,12 @@ How (all exact up to int8 rounding; ``benchmarks/int8_speed.py`` measures the re
   int8: MobileNetV4's attention and GELU) runs in float32 between a DEQUANTIZE of its
   inputs and a QUANTIZE to its int8 output, as ``int8_hard_swish="float"`` does for
   hard-swish, so that XNNPACK delegates it.
+- ``float_stem`` (not by default: the file stops being integer-only): the first int8
+  CONV_2D, the stem, runs in float32 (DEQUANTIZE, CONV_2D with the dequantized weights and
+  bias, QUANTIZE). With 3 input channels it is the convolution XNNPACK's int8 kernels run
+  worst on x86 without VNNI: ``benchmarks/int8_speed.py --profile`` of MobileNetV3Small at
+  224x224 on an AVX2 CPU put 0.59 ms of the int8 file's 2.71 ms in the stem, against
+  0.16 ms of float32's 2.38 ms (docs/speed.md).
 
 Example:
     >>> fast, counts = rewrite_int8_for_xnnpack(int8_bytes)
@@ -49,7 +55,8 @@ import numpy as np
 from keras_mobilenets.export._litert import import_litert
 from keras_mobilenets.export.rewrite import _Graph
 
-REWRITES = ("shuffle", "grouped", "average_pool", "relu", "float_ops", "batch_matmul")
+REWRITES = ("shuffle", "grouped", "average_pool", "relu", "float_ops", "batch_matmul",
+            "float_stem")
 # Applied in this order: "float_ops" first, so the BATCH_MATMULs it runs in float32 are left
 # to it.
 # "grouped" is left out by default: measured on ShuffleNet 1.0x g=8 (224, 1 thread) it saves
@@ -362,6 +369,42 @@ def float_ops_off_xnnpack(m):
     return count
 
 
+def float_stem(m):
+    """Runs the first int8 CONV_2D (the stem: few input channels, where XNNPACK's int8
+    kernel is slowest) in float32: dequantize, CONV_2D with dequantized weights and bias,
+    quantize. Returns the count (0 or 1)."""
+    schema = m.schema
+    operators = m.subgraph.operators
+    position = next((i for i, op in enumerate(operators)
+                     if m.is_op(op, "CONV_2D") and m.is_int8(op.inputs[0])), None)
+    if position is None:
+        return 0
+    stem = operators[position]
+    x_index, w_index = stem.inputs[0], stem.inputs[1]
+    x, w, y_index = m.tensor(x_index), m.tensor(w_index), stem.outputs[0]
+    w_scales = np.asarray(w.quantization.scale, np.float32)
+    weights = m.data(w_index, np.int8).astype(np.float32)
+    weights *= w_scales.reshape(-1, *([1] * (weights.ndim - 1)))
+    float32 = schema.TensorType.FLOAT32
+    inputs = [m.graph.tensor(f"{_name(x)}/float", x.shape, float32),
+              m.graph.tensor(f"{_name(w)}/float", w.shape, float32, data=weights)]
+    if len(stem.inputs) > 2 and stem.inputs[2] >= 0:
+        bias = m.tensor(stem.inputs[2])
+        values = m.data(stem.inputs[2], np.int32).astype(np.float32)
+        values *= np.asarray(bias.quantization.scale, np.float32)
+        inputs.append(m.graph.tensor(f"{_name(bias)}/float", bias.shape, float32,
+                                     data=values))
+    y = m.tensor(y_index)
+    y_float = m.graph.tensor(f"{_name(y)}/float", y.shape, float32)
+    dequantize = m.graph.op(schema.BuiltinOperator.DEQUANTIZE, 2, [x_index], [inputs[0]])
+    quantize = m.graph.op(schema.BuiltinOperator.QUANTIZE, 2, [y_float], [y_index])
+    stem.opcodeIndex = m.graph.opcode(schema.BuiltinOperator.CONV_2D, 1)
+    stem.inputs, stem.outputs = inputs, [y_float]
+    m.subgraph.operators = [*operators[:position], dequantize, stem, quantize,
+                            *operators[position + 1:]]
+    return 1
+
+
 _STEPS = {
     "shuffle": fold_channel_shuffles,
     "grouped": densify_grouped_convs,
@@ -369,6 +412,7 @@ _STEPS = {
     "relu": relus_as_adds,
     "float_ops": float_ops_off_xnnpack,
     "batch_matmul": batch_matmuls_for_xnnpack,
+    "float_stem": float_stem,
 }
 
 
@@ -381,9 +425,10 @@ def rewrite_int8_for_xnnpack(flatbuffer, rewrites=DEFAULT_REWRITES):
         flatbuffer: The TFLite file as bytes.
         rewrites: Which rewrites to apply, a subset of ``REWRITES``: "shuffle"
             (``fold_channel_shuffles``), "grouped" (``densify_grouped_convs``),
-            "average_pool", "relu", "batch_matmul" (``batch_matmuls_for_xnnpack``) and
-            "float_ops" (``float_ops_off_xnnpack``, applied before "batch_matmul"); by
-            default ``DEFAULT_REWRITES`` (all but "grouped" and "float_ops").
+            "average_pool", "relu", "batch_matmul" (``batch_matmuls_for_xnnpack``),
+            "float_ops" (``float_ops_off_xnnpack``, applied before "batch_matmul") and
+            "float_stem" (``float_stem``, last); by default ``DEFAULT_REWRITES`` (all but
+            "grouped", "float_ops" and "float_stem").
 
     Returns:
         ``(new_flatbuffer, counts)``: the rewritten bytes and how many ops each rewrite

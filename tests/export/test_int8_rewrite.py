@@ -91,7 +91,8 @@ def test_each_rewrite_alone_and_counts(shufflenet):
         assert counts == {name: count}
     _, counts = export.rewrite_int8_for_xnnpack(plain)
     assert counts == {"shuffle": 15, "average_pool": 3, "relu": 3, "batch_matmul": 0}
-    everything, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=export.REWRITES)
+    integer_only = [name for name in export.REWRITES if name != "float_stem"]
+    everything, counts = export.rewrite_int8_for_xnnpack(plain, rewrites=integer_only)
     assert counts == {"shuffle": 15, "grouped": 16, "average_pool": 3, "relu": 3,
                       "float_ops": 0, "batch_matmul": 0}
     assert not _grouped_convs(everything)
@@ -104,6 +105,32 @@ def test_each_rewrite_alone_and_counts(shufflenet):
         export.rewrite_int8_for_xnnpack(plain, rewrites=("transpose",))
     with pytest.raises(ValueError, match=r"`int8_rewrites` must be a collection of"):
         export.to_tflite(shufflenet["model"], int8_rewrites="shuffle")
+
+
+def test_float_stem_runs_the_first_convolution_in_float32(shufflenet):
+    rewritten = shufflenet["rewritten"]
+    stem, counts = export.rewrite_int8_for_xnnpack(rewritten, rewrites=("float_stem",))
+    assert counts == {"float_stem": 1}
+    before, after = export.op_histogram(rewritten), export.op_histogram(stem)
+    assert after["DEQUANTIZE"] == before["DEQUANTIZE"] + 1
+    assert after["QUANTIZE"] == before["QUANTIZE"] + 1
+    assert after["CONV_2D"] == before["CONV_2D"]
+    # Exactly one convolution, the first, reads float32 and has float32 weights.
+    kinds = export.op_tensor_types(stem, ops=("CONV_2D",))
+    assert [row["weights"] for row in kinds].count("FLOAT32") == 1
+    assert kinds[0]["input"] == kinds[0]["weights"] == "FLOAT32"
+    assert all(row["input"] == "INT8" for row in kinds[1:])
+    assert export.non_delegated_ops(stem) == []
+    # The same arithmetic but for rounding: the outputs within a few int8 steps.
+    images = _images(batch=8, seed=9)
+    expected = export.LiteRTModel(rewritten).predict(images)
+    got = export.LiteRTModel(stem).predict(images)
+    step = export.LiteRTModel(stem).output_details[0]["quantization"][0]
+    assert np.abs(got - expected).max() <= 4 * step
+    assert np.mean(got.argmax(-1) == expected.argmax(-1)) >= 0.875
+    float32 = export.to_tflite(shufflenet["model"])
+    assert export.rewrite_int8_for_xnnpack(float32, rewrites=("float_stem",)) == (
+        float32, {"float_stem": 0})
 
 
 def test_float_files_are_left_alone_and_fully_delegated(shufflenet):
