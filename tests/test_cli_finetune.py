@@ -182,9 +182,13 @@ def test_tables_name_the_cpu_and_say_whether_int8_was_faster(monkeypatch):
     assert "on this CPU (Some CPU; AVX2, FMA)" in training.latency_note()
     float32 = Row("TFLite float32", 0.9, 1.0, 3.0, 0.2)
     faster = Row("TFLite int8 (QAT)", 0.9, 1.0, 1.0, 0.1, Spread(0.5, 0.4, 0.6))
+    spans_one = Row("TFLite int8 (QAT)", 0.9, 1.0, 1.0, 0.1, Spread(0.96, 0.7, 1.16))
     slower = Row("TFLite int8 (post-training)", 0.9, 1.0, 1.0, 0.3, Spread(1.05, 0.9, 1.2))
     assert training.int8_speed_note([float32]) == ""
     assert training.int8_speed_note([float32, faster]) == (
-        "On this CPU the int8 files ran faster than the float32 file.")
+        "On this CPU the int8 files ran faster than the float32 file in every round.")
+    assert training.int8_speed_note([float32, faster, spans_one]).startswith(
+        "On this CPU the int8 files were not clearly faster than the float32 file: the "
+        "per-round ratio spans 1")
     assert training.int8_speed_note([float32, faster, slower]).startswith(
         "On this CPU the int8 files were not faster than the float32 file")
