@@ -305,9 +305,9 @@ def test_check_backend_refuses_tensorflow_only_settings_elsewhere(monkeypatch, t
     finetune.check_backend(qat, export="model_int8.tflite")  # this process runs TensorFlow
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     finetune.check_backend(finetune.FineTuneConfig(), strategy=tf.distribute.get_strategy())
-    with pytest.raises(RuntimeError, match=r"^finetune with qat=True and export \(int8 TFLite\) "
-                                           r"needs the TensorFlow backend of Keras, but Keras "
-                                           r"runs on 'jax'\. .*KERAS_BACKEND=tensorflow.* "
+    with pytest.raises(RuntimeError, match=r"^finetune with qat=True and export \(int8 TFLite "
+                                           r"or ONNX\) needs the TensorFlow backend of Keras, "
+                                           r"but Keras runs on 'jax'\. .*KERAS_BACKEND=tensorflow.* "
                                            r"the float fine-tuning runs on every Keras backend"):
         finetune.check_backend(qat, export="model_int8.tflite")
     with pytest.raises(RuntimeError, match="^finetune with a tf.distribute strategy needs"):

@@ -38,11 +38,8 @@ How (all exact up to int8 rounding; ``benchmarks/int8_speed.py`` measures the re
   inputs and a QUANTIZE to its int8 output, as ``int8_hard_swish="float"`` does for
   hard-swish, so that XNNPACK delegates it.
 - ``float_stem`` (not by default: the file stops being integer-only): the first int8
-  CONV_2D, the stem, runs in float32 (DEQUANTIZE, CONV_2D with the dequantized weights and
-  bias, QUANTIZE). With 3 input channels it is the convolution XNNPACK's int8 kernels run
-  worst on x86 without VNNI: ``benchmarks/int8_speed.py --profile`` of MobileNetV3Small at
-  224x224 on an AVX2 CPU put 0.59 ms of the int8 file's 2.71 ms in the stem, against
-  0.16 ms of float32's 2.38 ms (docs/speed.md).
+  CONV_2D (the stem, 3 input channels, XNNPACK's slowest int8 convolution on x86 without
+  VNNI: docs/speed.md's profile) runs in float32 between a DEQUANTIZE and a QUANTIZE.
 
 Example:
     >>> fast, counts = rewrite_int8_for_xnnpack(int8_bytes)
