@@ -4,7 +4,8 @@ Why: the converter turns every hard-swish into one HARD_SWISH op (whatever Keras
 formulation is used). XNNPACK, LiteRT's CPU delegate, runs HARD_SWISH only in float32, so
 in a full-int8 file each int8 HARD_SWISH falls back to the builtin kernel (~30x slower
 than float per element) and cuts the delegated graph into pieces: int8 MobileNetV3Small ran
-~3x slower than its float32 file (keras.applications' plain int8 conversion in benchmarks/zoo_speed.py).
+~3x slower than its float32 file (as keras.applications' plain int8 conversions still do:
+benchmarks/zoo_speed.py).
 
 How: each int8 HARD_SWISH ``y = x * relu6(x + 3) / 6`` is replaced by ops XNNPACK runs:
 
