@@ -308,7 +308,8 @@ def test_check_backend_refuses_tensorflow_only_settings_elsewhere(monkeypatch, t
     with pytest.raises(RuntimeError, match=r"^finetune with qat=True and export \(int8 TFLite "
                                            r"or ONNX\) needs the TensorFlow backend of Keras, "
                                            r"but Keras runs on 'jax'\. "
-                                           r".*KERAS_BACKEND=tensorflow.* the float fine-tuning runs on every Keras backend"):
+                                           r".*KERAS_BACKEND=tensorflow.* "
+                                           r"the float fine-tuning runs on every Keras backend"):
         finetune.check_backend(qat, export="model_int8.tflite")
     with pytest.raises(RuntimeError, match="^finetune with a tf.distribute strategy needs"):
         finetune.check_backend(finetune.FineTuneConfig(),
