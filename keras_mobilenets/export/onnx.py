@@ -25,18 +25,11 @@ ran in 34 ms (float32: 12 ms). So a float model quantized through the package's 
 (``quantization.quantize_model(model, calibration_data)`` then ``to_onnx``) is the faster
 file; this module sits below ``quantization`` and does not import it.
 
-Known problem: on that CPU the QAT route's files computed far from the QAT model once ONNX
-Runtime fused them into its integer kernels (top-1 agreement 0.545 for a MobileNetV3Small
-trained on the shapes data; with the session's graph optimizations off, i.e. every op in
-float32 between DequantizeLinear and QuantizeLinear, the file matched the QAT model).
-The cause found: tf2onnx folds the weight fake-quantization and the batch norms into
-float32 weights, and ONNX Runtime's ``WeightBiasQuantization`` optimizer requantizes them
-per tensor when it loads the file; tfmot quantizes depthwise kernels per tensor and the
-folded batch norm then scales each channel differently, so those channels lose most of
-their precision (a MobileNetV2 QAT file: 44% top-1 agreement; 100% with that optimizer
-disabled, ``disabled_optimizers=["WeightBiasQuantization"]``, which leaves the
-convolutions in float32). Writing the weights as int8 per output channel in the file is
-the fix to make; a first try did not yet match the QAT model.
+Known gap: the int8 ONNX files of QAT MobileNetV2 and ShuffleNetV2 agree with their QAT
+models less than their int8 TFLite files do (0.605 against 0.85, 0.565 against 0.83, small
+models near chance; AMD EPYC, AVX2; MobileNetV3Small alike, 0.555 and 0.56). Likely cause:
+tf2onnx folds the weight fake-quantization and batch norms into float32 weights, which ONNX
+Runtime's ``WeightBiasQuantization`` optimizer requantizes per tensor (docs/onnx.md).
 
 Example:
     >>> from keras_mobilenets import export

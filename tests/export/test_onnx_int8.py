@@ -64,7 +64,31 @@ def trained(request, shapes_data):
     qat = _qat_model(*request.param, shapes_data)
     logits = qat.predict(shapes_data[2], batch_size=100, verbose=0)
     assert len(np.unique(np.argmax(logits, axis=-1))) > 1  # not a constant model
-    return {"logits": logits, "runner": export.OnnxModel(export.to_onnx(qat, quantization="int8"))}
+    tflite = export.LiteRTModel(export.to_tflite(qat, quantization="int8"))
+    return {"logits": logits, "runner": export.OnnxModel(export.to_onnx(qat, quantization="int8")),
+            "tflite_logits": tflite.predict(shapes_data[2])}
+
+
+def _agreement(a, b):
+    return float(np.mean(np.argmax(a, -1) == np.argmax(b, -1)))
+
+
+#: Models whose int8 ONNX file agreed with the QAT model far less than the int8 TFLite file
+#: (AMD EPYC, AVX2, onnxruntime 1.32): MobileNetV2 0.605 against 0.85, ShuffleNetV2 0.565
+#: against 0.83 (MobileNetV3Small: 0.555 against 0.56). See docs/onnx.md.
+ONNX_INT8_GAP = ("MobileNetV2", "ShuffleNetV2")
+
+
+def test_qat_int8_file_agrees_as_well_as_the_int8_tflite_file(trained, shapes_data, request):
+    # The same QAT model's two int8 files: ONNX Runtime's integer kernels should lose no
+    # more top-1 agreement with the QAT model than LiteRT's (within 3 of 100 images).
+    if request.node.callspec.id in ONNX_INT8_GAP:
+        request.applymarker(pytest.mark.xfail(strict=False, reason=(
+            "known gap: ONNX Runtime requantizes the file's folded float32 weights per "
+            "tensor (docs/onnx.md)")))
+    onnx_agreement = _agreement(trained["runner"].predict(shapes_data[2]), trained["logits"])
+    tflite_agreement = _agreement(trained["tflite_logits"], trained["logits"])
+    assert onnx_agreement >= tflite_agreement - 0.03, (onnx_agreement, tflite_agreement)
 
 
 def test_qat_int8_file_runs_integer_kernels(trained):
@@ -78,10 +102,10 @@ def test_qat_int8_file_runs_integer_kernels(trained):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "Known problem (docs/onnx.md): the file holds the QAT weights as float32 and ONNX "
-    "Runtime's WeightBiasQuantization optimizer requantizes them per tensor when it loads "
-    "it (MobileNetV3Small trained on shapes: 0.545 top-1 agreement on the AMD EPYC); with "
-    "the graph optimizations off the file matches the QAT model."))
+    "Not reached (docs/onnx.md): the models this module trains in its time budget are near "
+    "chance (MobileNetV3Small 0.75: 0.23 top-1 on 5 classes), so even their int8 TFLite "
+    "files agree on 0.56-0.85 only; and ONNX Runtime's files agree less than TFLite's for "
+    "MobileNetV2 (0.605 against 0.85) and ShuffleNetV2 (0.565 against 0.83)."))
 def test_qat_int8_file_agrees_with_the_qat_model(trained, shapes_data):
     int8_logits = trained["runner"].predict(shapes_data[2])
     agreement = np.mean(np.argmax(int8_logits, -1) == np.argmax(trained["logits"], -1))
