@@ -14,13 +14,11 @@ Example:
 """
 
 import os
-import statistics
-import time
 
 import numpy as np
 
 from keras_mobilenets import _checks
-from keras_mobilenets.export.litert import Latency, LiteRTModel
+from keras_mobilenets.export.litert import LiteRTModel, time_calls
 
 #: The suffixes :func:`open_model` runs.
 MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
@@ -90,15 +88,7 @@ class KerasRunner:
         _checks.check_int("warmup", warmup, minimum=0)
         shape = tuple(1 if size is None else size for size in self.input_shape)
         image = np.random.default_rng(seed).uniform(0.0, 255.0, shape).astype("float32")
-        for _ in range(warmup):
-            self.model.predict_on_batch(image)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.model.predict_on_batch(image)
-            times.append((time.perf_counter() - start) * 1000.0)
-        return Latency(median_ms=float(statistics.median(times)),
-                       p90_ms=float(np.percentile(times, 90)), runs=runs)
+        return time_calls(lambda: self.model.predict_on_batch(image), runs, warmup)
 
 
 def open_model(path, num_threads=2):

@@ -115,7 +115,7 @@ def time_in_rounds(files, num_threads=2, rounds=7, runs=40, warmup=10, seed=0):
     _checks.check_int("warmup", warmup, minimum=0)
     if not files:
         raise ValueError("`files` must name at least one file to time, got none.")
-    runners = {}
+    runners, opened_files = {}, False
     for name, file in files.items():
         if callable(getattr(file, "latency", None)):
             runners[name] = file
@@ -123,6 +123,7 @@ def time_in_rounds(files, num_threads=2, rounds=7, runs=40, warmup=10, seed=0):
             from keras_mobilenets.export.litert import LiteRTModel
 
             runners[name] = LiteRTModel(file, num_threads=num_threads)
+            opened_files = True
     if warmup:
         for runner in runners.values():
             runner.latency(runs=warmup, warmup=0, seed=seed)
@@ -131,6 +132,5 @@ def time_in_rounds(files, num_threads=2, rounds=7, runs=40, warmup=10, seed=0):
     for index in range(rounds):
         for name in order if index % 2 == 0 else reversed(order):
             times[name].append(runners[name].latency(runs=runs, warmup=0, seed=seed).median_ms)
-    passed_runners = all(callable(getattr(f, "latency", None)) for f in files.values())
     return RoundTimes(rounds={name: tuple(values) for name, values in times.items()},
-                      runs=runs, num_threads=None if passed_runners else num_threads)
+                      runs=runs, num_threads=num_threads if opened_files else None)
