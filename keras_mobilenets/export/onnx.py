@@ -115,7 +115,7 @@ def _quantize_static(proto, batch):
         int8_path = os.path.join(folder, "int8.onnx")
         onnx.save(proto, float_path)
         with quiet_tools(), quiet.native_log_filter():
-            ort_quantization.quant_pre_process(float_path, prepared)
+            ort_quantization.quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
             ort_quantization.quantize_static(
                 prepared, int8_path, Reader(), quant_format=ort_quantization.QuantFormat.QDQ,
                 per_channel=True, reduce_range=True,

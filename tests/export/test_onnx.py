@@ -87,6 +87,20 @@ def test_export_prints_nothing(v3small, capfd):
     assert out == "" and err == "", (out, err)
 
 
+def test_post_training_int8_export_does_not_need_sympy(v3small, monkeypatch):
+    """sympy is not in the ``onnx`` extra: ONNX Runtime's symbolic shape inference
+    (which imports it) is skipped, as fixed-size CNNs need only ONNX's own."""
+    import sys
+
+    for name in [name for name in sys.modules if name == "sympy" or name.startswith("sympy.")
+                 or name.endswith("symbolic_shape_infer")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sympy", None)  # `import sympy` raises ImportError
+    content = export.to_onnx(v3small["model"], quantization="int8",
+                             calibration_data=v3small["images"][:2])
+    assert export.OnnxModel(content).op_histogram()["QuantizeLinear"] > 50
+
+
 def test_bad_export_arguments_name_the_argument(v3small):
     model = v3small["model"]
     with pytest.raises(ValueError, match=r"`quantization` must be one of \(None, 'int8'\), "
