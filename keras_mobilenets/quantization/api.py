@@ -93,7 +93,7 @@ def quantize_model(model, calibration_data=None, calibration_batch_size=32):
 
     annotated = tf_keras.models.clone_model(float_model, clone_function=annotate)
     with tfmot_keras.quantize_scope(configs.custom_objects()):
-        qat_model = tfmot_keras.quantize_apply(annotated)
+        qat_model = tfmot_keras.quantize_apply(annotated, scheme=configs.QuantizeScheme())
     # The twins of synchronized batch norms are created synchronized (translate), but
     # tf_keras' BatchNormalization config has no `synchronized`, so tfmot's cloning drops
     # it: rebuild those wrappers with it.

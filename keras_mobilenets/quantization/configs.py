@@ -129,6 +129,48 @@ _CONFIG_BY_CLASS = {
 }
 
 
+class LayoutTransform(tfmot_keras.default_8bit.Default8BitQuantizeLayoutTransform):
+    """tfmot's default 8-bit layout transforms, keeping the weights of a layer before a ReLU
+    quantized.
+
+    tfmot's ``LayerReLUQuantize`` gives a Conv2D, DepthwiseConv2D or Dense layer followed by
+    a ReLU layer (no batch norm between) a ``NoOpQuantizeConfig``, to keep a fake
+    quantization from between the two; that also leaves the layer's *weights* float32
+    through training, which the TFLite converter (and ONNX Runtime) then quantize anyway.
+    MobileNetV3's squeeze-and-excitation reduce convolution is such a layer. Here it gets
+    its default config with the weight quantizer only: weights quantized, nothing between
+    it and the ReLU (whose output stays quantized).
+
+    Example:
+        >>> qat = tfmot.quantization.keras.quantize_apply(annotated, scheme=QuantizeScheme())
+    """
+
+    def apply(self, model, layer_quantize_map):
+        model, layer_quantize_map = super().apply(model, layer_quantize_map)
+        registry = tfmot_keras.default_8bit.Default8BitQuantizeRegistry()
+        weighted = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D,
+                    tf_keras.layers.Dense)
+        for layer in model.layers:
+            entry = layer_quantize_map.get(layer.name, {})
+            config = entry.get("quantize_config")
+            if type(config).__name__ == "NoOpQuantizeConfig" and isinstance(layer, weighted):
+                weights_only = registry.get_quantize_config(layer)
+                weights_only.activation_attrs = []
+                entry["quantize_config"] = weights_only
+        return model, layer_quantize_map
+
+
+class QuantizeScheme(tfmot_keras.default_8bit.Default8BitQuantizeScheme):
+    """tfmot's default 8-bit scheme with ``LayoutTransform``.
+
+    Example:
+        >>> qat = tfmot.quantization.keras.quantize_apply(annotated, scheme=QuantizeScheme())
+    """
+
+    def get_layout_transformer(self):
+        return LayoutTransform()
+
+
 def config_for(layer):
     """Returns a new QuantizeConfig for a tf_keras layer, or None to use tfmot's default.
 

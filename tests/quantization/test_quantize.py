@@ -75,6 +75,22 @@ def test_float_weights_are_copied(variant):
     assert assert_same_float_weights(model, qat_model) > 10
 
 
+def test_every_weight_layer_quantizes_its_weights(variant):
+    # tfmot's default transform leaves a Conv2D/Dense followed directly by a ReLU (MobileNetV3's
+    # squeeze-and-excitation reduce convolution) with float weights; the package's
+    # QuantizeScheme keeps them quantized, as the int8 files will hold them.
+    _, _, qat_model = variant
+    weighted = (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)
+    wrappers = [layer for layer in qat_model.layers
+                if isinstance(getattr(layer, "layer", None), weighted)]
+    assert wrappers
+    quantizer_variables = ("kernel_min", "depthwise_kernel_min")
+    unquantized = [layer.name for layer in wrappers if not any(
+        variable.name.split("/")[-1].startswith(quantizer_variables)
+        for variable in layer.weights)]
+    assert not unquantized, unquantized
+
+
 def test_untrained_qat_features_follow_the_float_model(variant):
     """Before training, QAT features differ from float ones by quantization noise only.
 
