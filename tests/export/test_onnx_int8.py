@@ -73,22 +73,38 @@ def _agreement(a, b):
     return float(np.mean(np.argmax(a, -1) == np.argmax(b, -1)))
 
 
-#: Models whose int8 ONNX file agreed with the QAT model far less than the int8 TFLite file
-#: (AMD EPYC, AVX2, onnxruntime 1.32): MobileNetV2 0.605 against 0.85, ShuffleNetV2 0.565
-#: against 0.83 (MobileNetV3Small: 0.555 against 0.56). See docs/onnx.md.
-ONNX_INT8_GAP = ("MobileNetV2", "ShuffleNetV2")
+def _correlation(a, b):
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
-def test_qat_int8_file_agrees_as_well_as_the_int8_tflite_file(trained, shapes_data, request):
-    # The same QAT model's two int8 files: ONNX Runtime's integer kernels should lose no
-    # more top-1 agreement with the QAT model than LiteRT's (within 3 of 100 images).
-    if request.node.callspec.id in ONNX_INT8_GAP:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=(
-            "known gap: ONNX Runtime requantizes the file's folded float32 weights per "
-            "tensor (docs/onnx.md)")))
-    onnx_agreement = _agreement(trained["runner"].predict(shapes_data[2]), trained["logits"])
-    tflite_agreement = _agreement(trained["tflite_logits"], trained["logits"])
-    assert onnx_agreement >= tflite_agreement - 0.03, (onnx_agreement, tflite_agreement)
+def test_qat_int8_file_is_as_close_to_the_qat_model_as_the_int8_tflite_file(trained, shapes_data):
+    # The same QAT model's two int8 files: ONNX Runtime's integer kernels should stay as
+    # close to the QAT model's logits as LiteRT's. Measured (AMD EPYC Zen 4, onnxruntime
+    # 1.32), ONNX against TFLite: correlation 0.987/0.987, 0.979/0.973, 0.903/0.911 for
+    # MobileNetV2, ShuffleNetV2, MobileNetV3Small; weights requantized per tensor by ONNX
+    # Runtime (before the file held them as int8 per channel) MobileNetV2 and ShuffleNetV2
+    # gave 0.941 and 0.929. The top-1 agreement of these near-chance models flips with
+    # any rounding (200 images): a looser check.
+    onnx_logits = trained["runner"].predict(shapes_data[2])
+    onnx = _correlation(onnx_logits, trained["logits"]), _agreement(onnx_logits, trained["logits"])
+    tflite = (_correlation(trained["tflite_logits"], trained["logits"]),
+              _agreement(trained["tflite_logits"], trained["logits"]))
+    assert onnx[0] >= tflite[0] - 0.02, (onnx, tflite)
+    assert onnx[1] >= tflite[1] - 0.1, (onnx, tflite)
+
+
+def test_qat_int8_file_holds_int8_weights_per_channel(trained):
+    # Every convolution's weight reaches it through a per-channel DequantizeLinear of int8
+    # constants (onnx_int8_weights): none is left for ONNX Runtime to requantize.
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load_from_string(trained["runner"].model_content)
+    produced_by = {out: node for node in proto.graph.node for out in node.output}
+    convolutions = [node for node in proto.graph.node if node.op_type == "Conv"]
+    weight_sources = [produced_by.get(node.input[1]) for node in convolutions]
+    assert convolutions and all(
+        source is not None and source.op_type == "DequantizeLinear" for source in weight_sources)
+    int8 = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    assert all(source.input[0] in int8 for source in weight_sources)
 
 
 def test_qat_int8_file_runs_integer_kernels(trained):
@@ -103,9 +119,8 @@ def test_qat_int8_file_runs_integer_kernels(trained):
 
 @pytest.mark.xfail(strict=False, reason=(
     "Not reached (docs/onnx.md): the models this module trains in its time budget are near "
-    "chance (MobileNetV3Small 0.75: 0.23 top-1 on 5 classes), so even their int8 TFLite "
-    "files agree on 0.56-0.85 only; and ONNX Runtime's files agree less than TFLite's for "
-    "MobileNetV2 (0.605 against 0.85) and ShuffleNetV2 (0.565 against 0.83)."))
+    "chance (0.2-0.3 top-1 on 5 classes), so their int8 TFLite files agree on 0.63-0.86 "
+    "only, and the int8 ONNX files on 0.60-0.84."))
 def test_qat_int8_file_agrees_with_the_qat_model(trained, shapes_data):
     int8_logits = trained["runner"].predict(shapes_data[2])
     agreement = np.mean(np.argmax(int8_logits, -1) == np.argmax(trained["logits"], -1))
