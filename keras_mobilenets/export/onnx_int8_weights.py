@@ -15,7 +15,7 @@ model's weight grid (per channel, or per tensor for depthwise kernels) times the
 batch norm's factor. ``int8_weights`` finds that step for each channel and writes the
 integers as an int8 constant with a ``DequantizeLinear`` (its ``axis`` the output
 channel), which ONNX Runtime fuses into its integer kernels as they are: the file
-computes the QAT model's weights exactly, and is about a quarter of the size. Weights not
+computes the QAT model's weights exactly, and is about a third of the size. Weights not
 on such a grid (not quantized by the QAT model) stay float32.
 
 Example:
