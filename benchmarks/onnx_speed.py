@@ -19,14 +19,21 @@ variant and thread count: the median over the rounds of each file's median, and 
 per-round ratios int8 / float32 of each runtime and ONNX float32 / LiteRT float32 as
 median (min-max).
 
+``--output DIR`` writes ``DIR/results.json`` (record ``onnx_speed``: the rows, the settings,
+the command and the machine with its CPU features); copy it to
+``docs/results/onnx_speed/<machine>/seed<N>.json`` and run ``python tools/render_results.py``
+to put it in docs/speed.md.
+
 Usage:
     python benchmarks/onnx_speed.py --variants mobilenet_v2_1.0,mobilenet_v3_small_1.0
-    python benchmarks/onnx_speed.py --threads 1,2 --rounds 7
+    python benchmarks/onnx_speed.py --threads 1,2 --rounds 7 --output runs/onnx_speed
 """
 
 import argparse
 import logging
 import os
+import sys
+import time
 from importlib import metadata
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -37,6 +44,12 @@ import numpy as np  # noqa: E402
 from keras_mobilenets import export, quantization, results, zoo  # noqa: E402
 from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 
+METHOD = ("random weights with batch-norm statistics re-estimated on {calibration} random "
+          "images, batch 1; LiteRT (XNNPACK) float32 and post-training int8, ONNX Runtime "
+          "float32 and int8 from the model made quantization-aware and calibrated (no "
+          "training); the four files in one process, 5 warm-up runs, then {rounds} rounds "
+          "of {runs} runs of each file, the order alternating; ms: median over the rounds "
+          "of each round's median")
 FILES = ("litert_f32", "litert_int8", "onnx_f32", "onnx_int8")
 RATIOS = {"litert_int8/f32": ("litert_int8", "litert_f32"),
           "onnx_int8/f32": ("onnx_int8", "onnx_f32"),
@@ -92,6 +105,9 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=20, help="runs per file and round")
     parser.add_argument("--calibration", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the random weights and calibration pixels")
+    parser.add_argument("--output", default=None, help="folder for results.json")
     args = parser.parse_args(argv)
     variants = _selected(args.variants)
     if not variants:
@@ -100,7 +116,8 @@ def main(argv=None):
     threads = [int(t) for t in args.threads.split(",")]
     logging.getLogger("keras_mobilenets").setLevel(logging.ERROR)
     shape = (args.size, args.size, 3)
-    pixels = np.random.default_rng(0).uniform(0, 255, (args.calibration, *shape))
+    start = time.perf_counter()
+    pixels = np.random.default_rng(args.seed).uniform(0, 255, (args.calibration, *shape))
     pixels = pixels.astype("float32")
     machine = results.machine()
     print(f"machine: {machine['cpu_model']} ({machine['usable_cpus']} usable CPUs; "
@@ -115,6 +132,7 @@ def main(argv=None):
     print("-" * len(header))
     rows = []
     for variant in variants:
+        keras.utils.set_random_seed(args.seed)
         files = make_files(variant.build(input_shape=shape), pixels)
         for count in threads:
             row = time_files(files, count, args.rounds, args.runs)
@@ -123,8 +141,20 @@ def main(argv=None):
             print(f"{variant.name:32s} {count:3d} {row['litert_f32']:10.2f} "
                   f"{row['litert_int8']:9.2f} {row['onnx_f32']:8.2f} {row['onnx_int8']:8.2f}  "
                   f"{ratios}", flush=True)
-            rows.append({"variant": variant.name, "threads": count, **row})
+            rows.append({"name": f"{variant.name} {count}", "variant": variant.name,
+                         "threads": count, "image_size": args.size, **row})
         keras.backend.clear_session()
+    if args.output is not None:
+        settings = {key: getattr(args, key) for key in ("size", "rounds", "runs", "calibration")}
+        settings["threads"] = threads
+        path = results.write_results(
+            args.output, "onnx_speed", args.seed,
+            results.command_line("python benchmarks/onnx_speed.py",
+                                 argv if argv is not None else sys.argv[1:]),
+            rows, settings=settings, seconds=time.perf_counter() - start, versions=_versions(),
+            method=METHOD.format(rounds=args.rounds, runs=args.runs,
+                                 calibration=args.calibration))
+        print(f"wrote {path}")
     return rows
 
 

@@ -315,11 +315,33 @@ def _int8_profile(records):
     return intro, lines
 
 
+def _onnx_speed(records):
+    header = ["variant", "input", "threads", "LiteRT float32 ms", "LiteRT int8 ms",
+              "ORT float32 ms", "ORT int8 ms", "LiteRT int8 / float32", "ORT int8 / float32",
+              "ORT float32 / LiteRT float32"]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for row in records[0]["rows"]:
+        same = [next(r for r in record["rows"] if r["name"] == row["name"])
+                for record in records]
+        cells = [row["variant"], f"{row['image_size']}x{row['image_size']}", str(row["threads"])]
+        cells += [spread([r[key] for r in same], ".2f")
+                  for key in ("litert_f32", "litert_int8", "onnx_f32", "onnx_int8")]
+        for label in ("litert_int8/f32", "onnx_int8/f32", "onnx_f32/litert_f32"):
+            cells.append(_ratio_cell([dict(zip(("ratio_median", "ratio_min", "ratio_max"),
+                                               r[label])) for r in same]))
+        lines.append("| " + " | ".join(cells) + " |")
+    versions = ", ".join(f"{name} {version}" for name, version
+                         in records[0].get("versions", {}).items() if version)
+    intro = [f"Method: {records[0]['method']}. Ratios: the median of the per-round ratios, "
+             f"then the lowest and highest round; **bold** below 1. Versions: {versions}."]
+    return intro, lines
+
+
 #: ``name -> renderer(records)``: the records of one machine in, ``(intro lines, table
 #: lines)`` out; ``render`` adds the commands, run time and machine under each table.
 RENDERERS = {"demo": _demo, "ssdlite_shapes": _ssdlite, "lraspp_shapes": _lraspp,
              "int8_speed": _int8_speed, "zoo_speed": _zoo_speed,
-             "int8_profile": _int8_profile}
+             "int8_profile": _int8_profile, "onnx_speed": _onnx_speed}
 
 
 def render(name, results_dir=RESULTS_DIR):
