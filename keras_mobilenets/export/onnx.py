@@ -37,6 +37,7 @@ Example:
     >>> export.OnnxModel("model.onnx").predict(images)
 """
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -70,6 +71,40 @@ def _check_opset(opset, tf2onnx):
         _checks.check_int("opset", opset, minimum=MIN_OPSET, maximum=newest)
 
 
+@contextlib.contextmanager
+def _plain_grouped_convolutions(model):
+    """tf_keras runs a grouped convolution (a QAT ShuffleNet's) in a jit-compiled
+    ``tf.function``, a PartitionedCall tf2onnx cannot convert: inside the block those
+    layers call TensorFlow's grouped convolution op directly (ONNX Conv with ``group``)."""
+    grouped = []
+    for layer in getattr(model, "layers", ()):
+        for candidate in (layer, getattr(layer, "layer", None)):  # QuantizeWrapper's layer
+            if getattr(candidate, "groups", 1) > 1 and hasattr(candidate, "convolution_op"):
+                grouped.append(candidate)
+    for layer in grouped:
+        layer._jit_compiled_convolution_op = layer.convolution_op
+    try:
+        yield
+    finally:
+        for layer in grouped:
+            del layer._jit_compiled_convolution_op
+
+
+def _check_proto(proto, onnx):
+    """``onnx.checker`` with an error that names the ops the file cannot hold."""
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        unknown = sorted({node.op_type for node in proto.graph.node
+                          if not node.domain and not onnx.defs.has(node.op_type)})
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(
+            "tf2onnx could not convert this model to a valid ONNX file"
+            + (f": it left TensorFlow ops ONNX does not have ({', '.join(unknown)})"
+               if unknown else "") + f" ({reason})."
+        ) from None
+
+
 def _convert(model, opset, tf2onnx):
     """The ONNX ``ModelProto`` of ``model(x, training=False)``, batch size left open."""
     specs = _fixed_input_specs(model, batch=None, file_kind="ONNX")
@@ -80,7 +115,8 @@ def _convert(model, opset, tf2onnx):
     function = tf.function(serve, input_signature=specs)
     # The file's ops must not depend on this machine's TensorFlow kernels: grouped
     # convolutions are traced as TensorFlow's one native op (an ONNX Conv with `group`).
-    with grouped_conv.exporting(), quiet.native_log_filter(), quiet_tools():
+    with grouped_conv.exporting(), _plain_grouped_convolutions(model), \
+            quiet.native_log_filter(), quiet_tools():
         proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=opset)
     return proto
 
@@ -207,7 +243,7 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
         proto = int8_weights(proto)
     if calibration is not None:
         proto = _quantize_static(proto, calibration)
-    import_onnx_tool("onnx").checker.check_model(proto)
+    _check_proto(proto, import_onnx_tool("onnx"))
     content = proto.SerializeToString()
     OnnxModel(content, num_threads=1)  # ONNX Runtime loads it (or raises)
     if path is not None:

@@ -133,3 +133,18 @@ def test_runner_errors_name_the_file_and_the_images(v3small, tmp_path):
     with pytest.raises(ValueError, match=r"`images` must hold images of shape \(H, W, C\) = "
                                          r"\(32, 32, 3\).*\(2, 48, 48, 3\)"):
         runner.predict(random_images((48, 48, 3)))
+
+
+def test_an_invalid_converted_file_names_the_ops_onnx_lacks():
+    import onnx
+    from onnx import helper
+
+    from keras_mobilenets.export.onnx import _check_proto
+
+    node = helper.make_node("PartitionedCall", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    with pytest.raises(ValueError, match=r"tf2onnx could not convert .*\(PartitionedCall\)"):
+        _check_proto(proto, onnx)
