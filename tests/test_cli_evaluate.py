@@ -184,7 +184,8 @@ def test_onnx_without_its_runner_gives_one_error_line(files, tmp_path, capsys):
     assert cli.main(["evaluate", files["data"], "--model", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("keras-mobilenets evaluate: error: ") and "Traceback" not in err
-    assert "ONNX support needs" in err and len(err.strip().splitlines()) == 1
+    assert "need onnxruntime" in err and "keras-mobilenets[onnx]" in err, err
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.end_to_end

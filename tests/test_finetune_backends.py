@@ -92,7 +92,7 @@ def _assert_refusal(message, name, *names):
 
 def test_tensorflow_only_settings_are_refused_before_anything_runs(backend):
     name, results, _ = backend
-    settings = {"qat": "qat=True", "export": "export (int8 TFLite)",
+    settings = {"qat": "qat=True", "export": "export (int8 TFLite or ONNX)",
                 "sync_batch_norm": "sync_batch_norm=True", "strategy": "a tf.distribute strategy"}
     assert sorted(results["refusals"]) == sorted(settings)
     for key, setting in settings.items():

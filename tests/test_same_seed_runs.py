@@ -22,7 +22,7 @@ pytest.importorskip("ai_edge_litert")
 pytestmark = [pytest.mark.slow, pytest.mark.end_to_end]
 
 #: Fields that measure time, and what names the run folder, not what the run computed.
-TIMINGS = {"seconds", "train_seconds", "latency_ms", "command", "output_dir"}
+TIMINGS = {"seconds", "train_seconds", "latency_ms", "latency_ratio", "command", "output_dir"}
 
 PROGRAMS = {
     "demo": ["-m", "keras_mobilenets", "demo", "--image-size", "32", "--train-images", "64",
