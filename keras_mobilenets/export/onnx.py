@@ -77,7 +77,7 @@ def _plain_grouped_convolutions(model):
     ``tf.function``, a PartitionedCall tf2onnx cannot convert: inside the block those
     layers call TensorFlow's grouped convolution op directly (ONNX Conv with ``group``)."""
     grouped = []
-    for layer in getattr(model, "layers", ()):
+    for layer in model.layers if _is_tf_keras_model(model) else ():  # Keras 3: exporting()
         for candidate in (layer, getattr(layer, "layer", None)):  # QuantizeWrapper's layer
             if getattr(candidate, "groups", 1) > 1 and hasattr(candidate, "convolution_op"):
                 grouped.append(candidate)
