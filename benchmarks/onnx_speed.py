@@ -8,8 +8,9 @@ on random pixels (so activations are realistic), four files:
   pixels), run by ``export.LiteRTModel`` (XNNPACK);
 - ONNX float32: ``export.to_onnx``; ONNX int8: the model made quantization-aware and
   calibrated on the pixels (``quantization.quantize_model``, no training), exported with
-  ``export.to_onnx(qat, quantization="int8")`` (QDQ from the fake quantization; the faster
-  of the two int8 routes, see keras_mobilenets/export/onnx.py); both run by
+  ``export.to_onnx(qat, quantization="int8", int8_hard_swish=...)`` (QDQ from the fake
+  quantization; the faster of the two int8 routes, see keras_mobilenets/export/onnx.py;
+  ``--int8-hard-swish``: "float", the default, or "int8"); both run by
   ``export.OnnxModel`` (ONNX Runtime, CPU).
 
 For each thread count of ``--threads`` the four files are timed in one process with
@@ -47,9 +48,9 @@ from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 METHOD = ("random weights with batch-norm statistics re-estimated on {calibration} random "
           "images, batch 1; LiteRT (XNNPACK) float32 and post-training int8, ONNX Runtime "
           "float32 and int8 from the model made quantization-aware and calibrated (no "
-          "training); the four files in one process, 5 warm-up runs, then {rounds} rounds "
-          "of {runs} runs of each file, the order alternating; ms: median over the rounds "
-          "of each round's median")
+          "training; hard-swish in {hard_swish}); the four files in one process, 5 warm-up "
+          "runs, then {rounds} rounds of {runs} runs of each file, the order alternating; "
+          "ms: median over the rounds of each round's median")
 FILES = ("litert_f32", "litert_int8", "onnx_f32", "onnx_int8")
 RATIOS = {"litert_int8/f32": ("litert_int8", "litert_f32"),
           "onnx_int8/f32": ("onnx_int8", "onnx_f32"),
@@ -61,15 +62,16 @@ def _selected(filters):
     return [v for v in zoo.VARIANTS if not wanted or any(f in v.name for f in wanted)]
 
 
-def make_files(model, pixels):
-    """``{file name: bytes}`` of the four files of ``model`` (see the module docstring)."""
+def make_files(model, pixels, int8_hard_swish="float"):
+    """``{file name: bytes}`` of the four files of ``model`` (see the module docstring);
+    ``int8_hard_swish``: ``export.to_onnx``'s, for the ONNX int8 file."""
     reestimate_batch_norm(model, pixels)
     qat = quantization.quantize_model(model, calibration_data=pixels)
     return {
         "litert_f32": export.to_tflite(model),
         "litert_int8": export.to_tflite(model, quantization="int8", representative_data=pixels),
         "onnx_f32": export.to_onnx(model),
-        "onnx_int8": export.to_onnx(qat, quantization="int8"),
+        "onnx_int8": export.to_onnx(qat, quantization="int8", int8_hard_swish=int8_hard_swish),
     }
 
 
@@ -107,6 +109,8 @@ def main(argv=None):
     parser.add_argument("--calibration", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the random weights and calibration pixels")
+    parser.add_argument("--int8-hard-swish", default="float", choices=("float", "int8"),
+                        help="export.to_onnx's int8_hard_swish for the ONNX int8 files")
     parser.add_argument("--output", default=None, help="folder for results.json")
     args = parser.parse_args(argv)
     variants = _selected(args.variants)
@@ -133,7 +137,7 @@ def main(argv=None):
     rows = []
     for variant in variants:
         keras.utils.set_random_seed(args.seed)
-        files = make_files(variant.build(input_shape=shape), pixels)
+        files = make_files(variant.build(input_shape=shape), pixels, args.int8_hard_swish)
         for count in threads:
             row = time_files(files, count, args.rounds, args.runs)
             ratios = "  ".join(f"{m:5.2f} ({lo:.2f}-{hi:.2f})".rjust(width) for (m, lo, hi), width
@@ -145,7 +149,8 @@ def main(argv=None):
                          "threads": count, "image_size": args.size, **row})
         keras.backend.clear_session()
     if args.output is not None:
-        settings = {key: getattr(args, key) for key in ("size", "rounds", "runs", "calibration")}
+        settings = {key: getattr(args, key)
+                    for key in ("size", "rounds", "runs", "calibration", "int8_hard_swish")}
         settings["threads"] = threads
         path = results.write_results(
             args.output, "onnx_speed", args.seed,
@@ -153,7 +158,8 @@ def main(argv=None):
                                  argv if argv is not None else sys.argv[1:]),
             rows, settings=settings, seconds=time.perf_counter() - start, versions=_versions(),
             method=METHOD.format(rounds=args.rounds, runs=args.runs,
-                                 calibration=args.calibration))
+                                 calibration=args.calibration,
+                                 hard_swish=f"{args.int8_hard_swish} (int8_hard_swish)"))
         print(f"wrote {path}")
     return rows
 

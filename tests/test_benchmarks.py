@@ -132,7 +132,8 @@ def test_onnx_speed_times_four_files_per_variant_in_turn(capsys, tmp_path):
     # that LiteRT's int8 kernels crash on (export.validate reports it as a ValueError).
     rows = script.main(["--variants", "mobilenet_v3_small_0.75", "--size", "64",
                         "--threads", "1,2", "--rounds", "2", "--runs", "2",
-                        "--calibration", "4", "--seed", "4", "--output", str(tmp_path / "run")])
+                        "--calibration", "4", "--seed", "4", "--int8-hard-swish", "int8",
+                        "--output", str(tmp_path / "run")])
     assert [(row["variant"], row["threads"]) for row in rows] == [
         ("mobilenet_v3_small_0.75", 1), ("mobilenet_v3_small_0.75", 2)]
     for row in rows:
@@ -144,11 +145,13 @@ def test_onnx_speed_times_four_files_per_variant_in_turn(capsys, tmp_path):
     assert "onnxruntime 1." in printed and "mobilenet_v3_small_0.75" in printed
     record = json.loads((tmp_path / "run" / "results.json").read_text())
     assert record["name"] == "onnx_speed" and record["seed"] == 4
+    assert record["settings"]["int8_hard_swish"] == "int8"
     assert record["versions"]["onnxruntime"].startswith("1.")
     (tmp_path / "onnx_speed" / "this_cpu").mkdir(parents=True)
     (tmp_path / "onnx_speed" / "this_cpu" / "seed4.json").write_text(json.dumps(record))
     block = render.render("onnx_speed", str(tmp_path))
     assert "| mobilenet_v3_small_0.75 | 64x64 | 2 |" in block and "seed 4" in block
+    assert "hard-swish in int8 (int8_hard_swish)" in block
     assert f"{rows[0]['onnx_int8']:.2f}" in block
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--variants", "mobilenet_v9"])

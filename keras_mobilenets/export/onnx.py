@@ -25,6 +25,10 @@ ran in 34 ms (float32: 12 ms). So a float model quantized through the package's 
 (``quantization.quantize_model(model, calibration_data)`` then ``to_onnx``) is the faster
 file; this module sits below ``quantization`` and does not import it.
 
+The file is then rewritten for ONNX Runtime (``onnx_rewrites``: channel shuffles in
+channels-first layout, one HardSwish op per hard-swish, integer data moves and
+concatenation inputs in int8 files), which computes the same values faster.
+
 A QAT model's weights reach the file as float32 constants (TensorFlow folds their fake
 quantization in, tf2onnx the batch norms); ``onnx_int8_weights.int8_weights`` writes them
 back as the int8 integers they are, per output channel, so that ONNX Runtime does not
@@ -46,7 +50,7 @@ import keras
 import tensorflow as tf
 
 from keras_mobilenets import _checks, imagenet, quiet
-from keras_mobilenets.export import validate
+from keras_mobilenets.export import onnx_rewrites, validate
 from keras_mobilenets.export._onnx import import_onnx_tool, quiet_tools
 from keras_mobilenets.export.onnx_int8_weights import int8_weights
 from keras_mobilenets.export.onnx_runtime import OnnxModel
@@ -61,6 +65,8 @@ from keras_mobilenets.layers import grouped_conv
 logger = logging.getLogger(__name__)
 
 QUANTIZATIONS = (None, "int8")
+#: How an int8 file computes hard-swish (``to_onnx``'s ``int8_hard_swish``).
+INT8_HARD_SWISH_MODES = ("float", "int8")
 #: The oldest opset with per-channel QuantizeLinear/DequantizeLinear (an ``axis``).
 MIN_OPSET = 13
 
@@ -163,7 +169,20 @@ def _quantize_static(proto, batch):
         return onnx.load(int8_path)
 
 
-def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset=None):
+def _rewrite_for_onnx_runtime(proto, quantized, int8_hard_swish="float"):
+    """``onnx_rewrites``' rewrites (in place): the exact ones, and with
+    ``int8_hard_swish="int8"`` the integer hard-swish of a file with QDQ pairs."""
+    onnx_rewrites.channels_first_shuffles(proto)
+    if quantized:
+        if int8_hard_swish == "int8":
+            onnx_rewrites.int8_hard_swishes(proto)
+        onnx_rewrites.dequantize_after_data_moves(proto)
+        onnx_rewrites.quantize_concat_inputs(proto)
+    onnx_rewrites.hard_swish_ops(proto)
+
+
+def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset=None,
+            int8_hard_swish="float"):
     """Converts a Keras model to an ONNX file (float32, or int8 with QDQ pairs).
 
     Args:
@@ -181,6 +200,10 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
             warning) otherwise.
         opset: ONNX opset, from 13 to the newest tf2onnx writes (18 in tf2onnx 1.17);
             None lets tf2onnx choose (15 in 1.17).
+        int8_hard_swish: How an int8 file computes MobileNetV3's hard-swishes: "float"
+            (ONNX Runtime dequantizes, computes in float32 and quantizes: the QAT model's
+            values) or "int8" (integer ops, as ``to_tflite``'s default: faster, each value
+            off by up to a third of a step; see ``export.onnx_rewrites``).
 
     Returns:
         The ONNX file as ``bytes`` (also written to ``path`` when given). It is checked
@@ -191,11 +214,12 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
         ImportError: Without onnx, onnxruntime or tf2onnx (``pip install
             keras-mobilenets[onnx]``).
         TypeError: If ``model`` is neither a Keras 3 nor a tf_keras model.
-        ValueError: On an unknown ``quantization`` or ``opset``, "int8" of a float model
-            without ``calibration_data`` or with data that does not fit the model's input
-            (named: wrong shape, dtype, NaN or inf, values outside the model's range), a
-            QAT model without "int8" or a float tf_keras model with "int8", a model input
-            with an unknown spatial size, NaN or inf in the model's variables.
+        ValueError: On an unknown ``quantization``, ``opset`` or ``int8_hard_swish``,
+            "int8" of a float model without ``calibration_data`` or with data that does not
+            fit the model's input (named: wrong shape, dtype, NaN or inf, values outside the
+            model's range), a QAT model without "int8" or a float tf_keras model with
+            "int8", a model input with an unknown spatial size, NaN or inf in the model's
+            variables.
         RuntimeError: With another Keras backend than TensorFlow.
 
     Example:
@@ -206,6 +230,7 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
     """
     _checks.require_tensorflow_backend("export.to_onnx")
     _checks.check_choice("quantization", quantization, QUANTIZATIONS)
+    _checks.check_choice("int8_hard_swish", int8_hard_swish, INT8_HARD_SWISH_MODES)
     tf_keras_model = _is_tf_keras_model(model)
     if not tf_keras_model and not isinstance(model, keras.Model):
         raise TypeError(
@@ -241,8 +266,10 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
     proto = _convert(model, opset, tf2onnx)
     if is_qat:
         proto = int8_weights(proto)
-    if calibration is not None:
+    _rewrite_for_onnx_runtime(proto, is_qat, int8_hard_swish)
+    if calibration is not None:  # quantizes the rewritten float file (the faster one)
         proto = _quantize_static(proto, calibration)
+        _rewrite_for_onnx_runtime(proto, True, int8_hard_swish)
     _check_proto(proto, import_onnx_tool("onnx"))
     content = proto.SerializeToString()
     OnnxModel(content, num_threads=1)  # ONNX Runtime loads it (or raises)
