@@ -45,8 +45,13 @@ def _cpuinfo_field(names):
 
 def _cpu_model():
     # platform.processor() is often just the architecture on Linux; /proc/cpuinfo names
-    # the processor.
-    return _cpuinfo_field(("model name",))
+    # the processor, and on x86 its family and model number (which tell generations apart
+    # where a virtual machine's name does not, e.g. "AMD EPYC": Zen 3 is 25/1, Zen 4 25/17).
+    name = _cpuinfo_field(("model name",))
+    family, model = _cpuinfo_field(("cpu family",)), _cpuinfo_field(("model",))
+    if name and family and model:
+        name += f" (family {family} model {model})"
+    return name
 
 
 def cpu_features():

@@ -176,6 +176,11 @@ def test_tables_name_the_cpu_and_say_whether_int8_was_faster(monkeypatch):
     from keras_mobilenets.export import Spread
     from keras_mobilenets.export.compare import Row
 
+    cpuinfo = {"model name": "AMD EPYC", "cpu family": "25", "model": "17"}
+    monkeypatch.setattr(results, "_cpuinfo_field", lambda names: cpuinfo.get(names[0]))
+    assert results._cpu_model() == "AMD EPYC (family 25 model 17)"
+    cpuinfo.pop("cpu family")  # ARM: no family, the name alone
+    assert results._cpu_model() == "AMD EPYC"
     monkeypatch.setattr(results, "cpu_features", lambda: ["avx2", "fma"])
     monkeypatch.setattr(results, "_cpu_model", lambda: "Some CPU")
     assert results.cpu_description() == "Some CPU; AVX2, FMA"
