@@ -48,7 +48,7 @@ from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 METHOD = ("random weights with batch-norm statistics re-estimated on {calibration} random "
           "images, batch 1; LiteRT (XNNPACK) float32 and post-training int8, ONNX Runtime "
           "float32 and int8 from the model made quantization-aware and calibrated (no "
-          "training; hard-swish in {hard_swish}); the four files in one process, 5 warm-up "
+          "training; to_onnx's {hard_swish}); the four files in one process, 5 warm-up "
           "runs, then {rounds} rounds of {runs} runs of each file, the order alternating; "
           "ms: median over the rounds of each round's median")
 FILES = ("litert_f32", "litert_int8", "onnx_f32", "onnx_int8")
@@ -159,7 +159,7 @@ def main(argv=None):
             rows, settings=settings, seconds=time.perf_counter() - start, versions=_versions(),
             method=METHOD.format(rounds=args.rounds, runs=args.runs,
                                  calibration=args.calibration,
-                                 hard_swish=f"{args.int8_hard_swish} (int8_hard_swish)"))
+                                 hard_swish=f"int8_hard_swish={args.int8_hard_swish!r}"))
         print(f"wrote {path}")
     return rows
 

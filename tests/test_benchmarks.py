@@ -151,7 +151,7 @@ def test_onnx_speed_times_four_files_per_variant_in_turn(capsys, tmp_path):
     (tmp_path / "onnx_speed" / "this_cpu" / "seed4.json").write_text(json.dumps(record))
     block = render.render("onnx_speed", str(tmp_path))
     assert "| mobilenet_v3_small_0.75 | 64x64 | 2 |" in block and "seed 4" in block
-    assert "hard-swish in int8 (int8_hard_swish)" in block
+    assert "to_onnx's int8_hard_swish='int8'" in block
     assert f"{rows[0]['onnx_int8']:.2f}" in block
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--variants", "mobilenet_v9"])
