@@ -1,4 +1,4 @@
-"""Rewrites of tf2onnx's files that ONNX Runtime runs faster, each computing the same values.
+"""Rewrites of tf2onnx's files that ONNX Runtime runs faster (all but one exact).
 
 tf2onnx converts the channels-last TensorFlow graph op by op, wrapping convolutions in
 transposes to ONNX's channels-first layout, and ONNX Runtime fuses a QAT file's
