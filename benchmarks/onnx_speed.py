@@ -43,6 +43,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_mobilenets import export, quantization, results, zoo  # noqa: E402
+from keras_mobilenets.export.onnx import INT8_HARD_SWISH_MODES  # noqa: E402
 from keras_mobilenets.training import reestimate_batch_norm  # noqa: E402
 
 METHOD = ("random weights with batch-norm statistics re-estimated on {calibration} random "
@@ -109,7 +110,7 @@ def main(argv=None):
     parser.add_argument("--calibration", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the random weights and calibration pixels")
-    parser.add_argument("--int8-hard-swish", default="float", choices=("float", "int8"),
+    parser.add_argument("--int8-hard-swish", default="float", choices=INT8_HARD_SWISH_MODES,
                         help="export.to_onnx's int8_hard_swish for the ONNX int8 files")
     parser.add_argument("--output", default=None, help="folder for results.json")
     args = parser.parse_args(argv)

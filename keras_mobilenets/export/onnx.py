@@ -170,15 +170,21 @@ def _quantize_static(proto, batch):
 
 
 def _rewrite_for_onnx_runtime(proto, quantized, int8_hard_swish="float"):
-    """``onnx_rewrites``' rewrites (in place): the exact ones, and with
-    ``int8_hard_swish="int8"`` the integer hard-swish of a file with QDQ pairs."""
+    """``onnx_rewrites``' rewrites (in place) of tf2onnx's file: the exact ones, and with
+    ``int8_hard_swish="int8"`` the integer hard-swish of a file with QDQ pairs (before
+    ``hard_swish_ops`` takes the pattern)."""
     onnx_rewrites.channels_first_shuffles(proto)
     if quantized:
         if int8_hard_swish == "int8":
             onnx_rewrites.int8_hard_swishes(proto)
-        onnx_rewrites.dequantize_after_data_moves(proto)
-        onnx_rewrites.quantize_concat_inputs(proto)
+        _rewrite_qdq_pairs(proto)
     onnx_rewrites.hard_swish_ops(proto)
+
+
+def _rewrite_qdq_pairs(proto):
+    """The rewrites that concern QDQ pairs only (in place)."""
+    onnx_rewrites.dequantize_after_data_moves(proto)
+    onnx_rewrites.quantize_concat_inputs(proto)
 
 
 def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset=None,
@@ -200,10 +206,12 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
             warning) otherwise.
         opset: ONNX opset, from 13 to the newest tf2onnx writes (18 in tf2onnx 1.17);
             None lets tf2onnx choose (15 in 1.17).
-        int8_hard_swish: How an int8 file computes MobileNetV3's hard-swishes: "float"
-            (ONNX Runtime dequantizes, computes in float32 and quantizes: the QAT model's
-            values) or "int8" (integer ops, as ``to_tflite``'s default: faster, each value
-            off by up to a third of a step; see ``export.onnx_rewrites``).
+        int8_hard_swish: How the int8 file of a QAT model computes MobileNetV3's
+            hard-swishes: "float" (ONNX Runtime dequantizes, computes in float32 and
+            quantizes: the QAT model's values) or "int8" (integer ops, as ``to_tflite``'s
+            default: faster, each value off by up to a third of a step; see
+            ``export.onnx_rewrites``). A post-training int8 file keeps its quantizer's
+            float32 hard-swishes either way.
 
     Returns:
         The ONNX file as ``bytes`` (also written to ``path`` when given). It is checked
@@ -269,7 +277,7 @@ def to_onnx(model, path=None, *, quantization=None, calibration_data=None, opset
     _rewrite_for_onnx_runtime(proto, is_qat, int8_hard_swish)
     if calibration is not None:  # quantizes the rewritten float file (the faster one)
         proto = _quantize_static(proto, calibration)
-        _rewrite_for_onnx_runtime(proto, True, int8_hard_swish)
+        _rewrite_qdq_pairs(proto)
     _check_proto(proto, import_onnx_tool("onnx"))
     content = proto.SerializeToString()
     OnnxModel(content, num_threads=1)  # ONNX Runtime loads it (or raises)

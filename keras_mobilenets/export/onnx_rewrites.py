@@ -359,6 +359,9 @@ def int8_hard_swishes(proto):
         dtype = graph.constants[zero_point].dtype
         prefix = f"{multiply.output[0]}/int8"
         constant = graph.constant
+        # g's steps of 1/255 from the type's minimum: saturation is the clip to [0, 1].
+        gate_params = [constant(f"{prefix}/gate_scale", np.array(1 / 255, np.float32)),
+                       constant(f"{prefix}/gate_zero", np.array(np.iinfo(dtype).min, dtype))]
         replacements[id(multiply)] = [
             graph.node("DequantizeLinear", [integers, constant(
                 f"{prefix}/sixth_scale", (graph.constants[scale] / np.float32(6)).astype(
@@ -369,18 +372,10 @@ def int8_hard_swishes(proto):
                                             constant(f"{prefix}/half_zero", np.array(0, dtype))],
                        [f"{prefix}/half_value"]),
             graph.node("Add", [f"{prefix}/sixth", f"{prefix}/half_value"], [f"{prefix}/shifted"]),
-            graph.node("QuantizeLinear", [f"{prefix}/shifted", *_gate_params(graph, prefix, dtype)],
-                       [f"{prefix}/gate"]),
-            graph.node("DequantizeLinear", [f"{prefix}/gate", *_gate_params(graph, prefix, dtype)],
+            graph.node("QuantizeLinear", [f"{prefix}/shifted", *gate_params], [f"{prefix}/gate"]),
+            graph.node("DequantizeLinear", [f"{prefix}/gate", *gate_params],
                        [f"{prefix}/gate_value"]),
             graph.node("Mul", [x, f"{prefix}/gate_value"], list(multiply.output)),
         ]
     return graph.replace(replacements)
 
-
-def _gate_params(graph, prefix, dtype):
-    names = (f"{prefix}/gate_scale", f"{prefix}/gate_zero")
-    if names[0] not in graph.constants:
-        graph.constant(names[0], np.array(1 / 255, np.float32))
-        graph.constant(names[1], np.array(np.iinfo(dtype).min, dtype))
-    return list(names)

@@ -6,8 +6,6 @@ pairs as float32 rounding), on files of random-weight models (batch norms re-est
 QAT models calibrated, not trained) written by ``to_onnx`` with the rewrites and without.
 """
 
-import contextlib
-
 import keras
 import numpy as np
 import pytest
@@ -25,20 +23,11 @@ pytest.importorskip("tf2onnx")
 SIZE = 64
 
 
-@contextlib.contextmanager
-def _without_rewrites():
-    saved = onnx_export._rewrite_for_onnx_runtime
-    onnx_export._rewrite_for_onnx_runtime = lambda *args: None
-    try:
-        yield
-    finally:
-        onnx_export._rewrite_for_onnx_runtime = saved
-
-
 def _files(model, **kwargs):
-    """(tf2onnx's file, the rewritten file) of ``model``."""
+    """(tf2onnx's file, the rewritten file) of ``model`` (float32 or QAT)."""
     rewritten = export.to_onnx(model, **kwargs)
-    with _without_rewrites():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "_rewrite_for_onnx_runtime", lambda *args: None)
         return export.to_onnx(model, **kwargs), rewritten
 
 
